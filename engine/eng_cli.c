@@ -1,0 +1,63 @@
+/* eng_cli.c: the version banner and flag parsing shared by the tools. */
+#include "eng_cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "eng_version.h"
+
+void eng_cli_print_version(FILE *out, const char *prog, const eng_ctx *ctx) {
+    char desc[1024];
+    fprintf(out, "%s %s (commit %s, %s build)\n", prog, ENG_VERSION_STRING, ENG_GIT_COMMIT,
+            ENG_BUILD_TYPE);
+    fputs(eng_ctx_describe(ctx, desc, sizeof desc), out);
+}
+
+int eng_cli_version(FILE *out, const char *prog, eng_cli_attach_fn attach) {
+    eng_ctx_params p;
+    eng_ctx *ctx = NULL;
+    eng_err err = {0};
+    eng_ctx_params_init(&p);
+    if (eng_ctx_params_from_env(&p, &err) != ENG_OK || eng_ctx_create(&ctx, &p, &err) != ENG_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 1;
+    }
+    const int cuda_rc = attach != NULL ? attach(ctx, 0, 0, &err)
+                                       : eng_err_set(&err, ENG_E_UNSUPPORTED, "built without CUDA");
+    eng_cli_print_version(out, prog, ctx);
+    if (cuda_rc != ENG_OK) fprintf(out, "cuda: no CUDA device (%s)\n", err.msg);
+    eng_ctx_destroy(ctx);
+    return 0;
+}
+
+int eng_cli_parse_int(
+    int64_t *out, const char *flag, const char *text, int64_t lo, int64_t hi, eng_err *err) {
+    char *end = NULL;
+    long long v;
+    errno = 0;
+    v = text != NULL ? strtoll(text, &end, 10) : 0;
+    if (text == NULL || end == text || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "%s: expected an integer from %lld to %lld, got \"%s\"", flag,
+                           (long long)lo, (long long)hi, text != NULL ? text : "");
+    }
+    *out = (int64_t)v;
+    return ENG_OK;
+}
+
+int eng_cli_parse_float(
+    double *out, const char *flag, const char *text, double lo, double hi, eng_err *err) {
+    char *end = NULL;
+    double v;
+    errno = 0;
+    v = text != NULL ? strtod(text, &end) : 0.0;
+    if (text == NULL || end == text || *end != '\0' || errno != 0 || !isfinite(v) || v < lo ||
+        v > hi) {
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "%s: expected a number from %g to %g, got \"%s\"", flag, lo, hi,
+                           text != NULL ? text : "");
+    }
+    *out = v;
+    return ENG_OK;
+}

@@ -1,0 +1,39 @@
+/* eng_cli.h: small helpers shared by the command-line tools (gen, nerf, viewer): the version
+ * banner and flag-value parsing that names the flag in its error.
+ *
+ *   int steps; if (eng_cli_parse_int(&steps, "--steps", argv[i], 1, 10000, &err) != ENG_OK) ...
+ *
+ * Threads: pure functions, except that the banner writes to `out`. */
+#ifndef ENG_CLI_H
+#define ENG_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "eng_ctx.h"
+#include "eng_err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Prints "<prog> <version> (commit <hash>, <build type> build)" and the context's devices. */
+void eng_cli_print_version(FILE *out, const char *prog, const eng_ctx *ctx);
+
+/* The `--version` command of every tool: makes a context from the environment, tries to attach
+ * CUDA device 0 with `attach` (eng_cuda_attach, or its stub in a build without CUDA), prints the
+ * banner and either the device or "cuda: no CUDA device (<why>)". Returns the exit status. */
+typedef int (*eng_cli_attach_fn)(eng_ctx *ctx, int device, uint64_t budget_bytes, eng_err *err);
+int eng_cli_version(FILE *out, const char *prog, eng_cli_attach_fn attach);
+
+/* Parses a whole decimal integer in [lo, hi]. Errors: ENG_E_INVALID_ARG naming the flag. */
+int eng_cli_parse_int(
+    int64_t *out, const char *flag, const char *text, int64_t lo, int64_t hi, eng_err *err);
+/* Parses a finite float in [lo, hi]. Errors: ENG_E_INVALID_ARG naming the flag. */
+int eng_cli_parse_float(
+    double *out, const char *flag, const char *text, double lo, double hi, eng_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ENG_CLI_H */

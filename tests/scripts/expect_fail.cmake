@@ -1,0 +1,11 @@
+# Runs CMD ARGS and checks the exit code is EXPECT_RC and stderr contains EXPECT_ERR.
+separate_arguments(args UNIX_COMMAND "${ARGS}")
+execute_process(COMMAND ${CMD} ${args} RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
+if(NOT rc EQUAL ${EXPECT_RC})
+  message(FATAL_ERROR "${CMD} ${ARGS}: exit ${rc}, expected ${EXPECT_RC}\n${out}${err}")
+endif()
+string(FIND "${err}" "${EXPECT_ERR}" pos)
+if(pos EQUAL -1)
+  message(FATAL_ERROR "${CMD} ${ARGS}: stderr lacks \"${EXPECT_ERR}\":\n${err}")
+endif()
+message(STATUS "exit ${rc}: ${err}")
