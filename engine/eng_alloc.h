@@ -8,8 +8,12 @@
  *   void *x; eng_arena_take(ar, &x, bytes, &err);  ...  eng_arena_reset(ar);  // x is now invalid
  *
  * Memory comes from a block source (host memory by default; a device backend supplies
- * cudaMalloc'd blocks) in large blocks that are sub-allocated; requests larger than a block get a
- * block of their own. A budget caps the bytes taken from the source. Running out returns ENG_E_OOM
+ * cudaMalloc'd blocks) in large blocks that are sub-allocated first-fit, free neighbours merging
+ * on give; requests larger than a block get a block of their own, given back with them. At most
+ * one empty block stays cached; the others go back to the source. The allocator never reads or
+ * writes the memory it hands out (it may be device memory): its bookkeeping lives on the host.
+ * A budget caps the bytes taken from the source: a new block is cut to what the budget has left,
+ * and cached blocks are given back before a request is refused. Running out returns ENG_E_OOM
  * with a message naming the request, the amount in use, the budget and the largest owners.
  *
  * Scratch lives in arenas: bump allocation in chunks taken from the allocator; a reset rewinds
@@ -52,10 +56,10 @@ typedef struct eng_block_source {
 } eng_block_source;
 
 typedef struct eng_alloc_params {
-    eng_device_kind device;  /* ENG_DEVICE_CPU by default */
-    eng_block_source source; /* zeroed: host memory */
-    uint64_t budget_bytes;   /* cap on bytes taken from the source; 0 = none */
-    size_t block_bytes;      /* sub-allocated block size; 0 = 64 MiB */
+    eng_device_kind device;   /* ENG_DEVICE_CPU by default */
+    eng_block_source source;  /* zeroed: host memory */
+    uint64_t budget_bytes;    /* cap on bytes taken from the source; 0 = none */
+    size_t block_bytes;       /* sub-allocated block size; 0 = 64 MiB */
     size_t arena_chunk_bytes; /* an arena's first chunk; 0 = 16 MiB */
     size_t alignment;         /* every pointer handed out; 0 = 256 bytes; a power of two */
 } eng_alloc_params;
@@ -65,25 +69,29 @@ typedef struct eng_arena eng_arena; /* opaque */
 
 /* Fills defaults (host memory, no budget). */
 void eng_alloc_params_init(eng_alloc_params *p);
-/* Creates an allocator; the caller owns *out (free with eng_alloc_destroy).
- * Errors: ENG_E_INVALID_ARG (alignment not a power of two). */
+/* Creates an allocator; the caller owns *out (free with eng_alloc_destroy). Takes no block yet.
+ * Errors: ENG_E_INVALID_ARG (alignment not a power of two, a block too small for it, a source
+ * with only one of take/give), ENG_E_OOM. */
 int eng_alloc_create(eng_alloc **out, const eng_alloc_params *params, eng_err *err);
 /* Gives every block back to its source. Live allocations are reported by the log in debug
  * builds and freed anyway. NULL is a no-op. */
 void eng_alloc_destroy(eng_alloc *a);
 
 /* Takes `bytes` (> 0) for `life` (WEIGHTS or STATE; SCRATCH is for arenas), charged to `owner`
- * (e.g. "unet", "nerf.grid"). The memory is uninitialised and aligned to params.alignment.
- * Errors: ENG_E_INVALID_ARG (bytes == 0), ENG_E_OOM (budget or source exhausted: the message
- * names owner, size, lifetime, the bytes in use, the budget and the largest owners). */
-int eng_alloc_take(eng_alloc *a, void **out, size_t bytes, eng_lifetime life, const char *owner,
-                   eng_err *err);
+ * (e.g. "unet", "nerf.grid"; at most 47 characters are kept). The memory is uninitialised and
+ * aligned to params.alignment; the size is rounded up to the alignment and counted so.
+ * Errors: ENG_E_INVALID_ARG (bytes == 0, no such lifetime), ENG_E_OOM (budget or source
+ * exhausted, or the size overflows: the message names owner, size, lifetime, the bytes in use,
+ * the budget and the largest owners), ENG_E_DEVICE (the source reported a device fault). */
+int eng_alloc_take(
+    eng_alloc *a, void **out, size_t bytes, eng_lifetime life, const char *owner, eng_err *err);
 /* Gives back a pointer from eng_alloc_take. NULL is a no-op; any other pointer is a bug. */
 void eng_alloc_give(eng_alloc *a, void *p);
 
 /* ---- queries ------------------------------------------------------------------------------ */
 typedef struct eng_alloc_stats {
-    uint64_t in_use[ENG_LIFE_COUNT]; /* live bytes per lifetime (arena chunks count as scratch) */
+    uint64_t in_use[ENG_LIFE_COUNT]; /* live bytes per lifetime, each take rounded up to the
+                                        alignment (arena chunks count whole, as scratch) */
     uint64_t in_use_total;           /* sum of in_use */
     uint64_t peak_in_use;            /* highest in_use_total so far */
     uint64_t reserved;               /* bytes taken from the source (what the device sees) */
@@ -114,22 +122,27 @@ void eng_alloc_scratch_reset(eng_alloc *a); /* every pointer from the default ar
 int eng_arena_create(eng_arena **out, eng_alloc *a, const char *owner, eng_err *err);
 /* Gives all chunks back to the allocator. NULL is a no-op. */
 void eng_arena_destroy(eng_arena *ar);
-/* Bump-allocates `bytes` aligned like the allocator. Errors: ENG_E_OOM as eng_alloc_take. */
+/* Bump-allocates `bytes` aligned like the allocator. Chunks are taken from the allocator (as
+ * scratch, charged to the arena's owner): the first of arena_chunk_bytes, more as needed.
+ * Errors: ENG_E_INVALID_ARG (bytes == 0), ENG_E_OOM as eng_alloc_take. */
 int eng_arena_take(eng_arena *ar, void **out, size_t bytes, eng_err *err);
 /* Rewinds the arena; chunks stay. If the last round spilled over several chunks, the next take
- * may merge them into one chunk of the high-water size (addresses then settle from the
- * following round on). */
+ * merges them into one chunk of the high-water size, rounded up to min(1 MiB, arena_chunk_bytes)
+ * (addresses then settle from the following round on). */
 void eng_arena_reset(eng_arena *ar);
-uint64_t eng_arena_used(const eng_arena *ar);     /* bytes handed out since the last reset */
-uint64_t eng_arena_capacity(const eng_arena *ar); /* bytes of chunks held */
+uint64_t eng_arena_used(const eng_arena *ar);       /* bytes handed out since the last reset */
+uint64_t eng_arena_capacity(const eng_arena *ar);   /* bytes of chunks held */
 uint64_t eng_arena_high_water(const eng_arena *ar); /* largest `used` seen */
 eng_alloc *eng_arena_alloc(const eng_arena *ar);
 
 /* ---- sizes for people ---------------------------------------------------------------------- */
 /* Parses "512M", "8G", "1.5GiB", "1048576" (K/M/G/T are powers of 1024).
- * Errors: ENG_E_INVALID_ARG naming the text. */
+ * Units in any case, with an optional "i" and "B" ("8g", "2KiB", "64 MB"); a fraction needs a
+ * unit and is rounded to the nearest byte.
+ * Errors: ENG_E_INVALID_ARG naming the text (garbage, negative, fraction of a byte, overflow). */
 int eng_bytes_parse(uint64_t *out, const char *text, eng_err *err);
-/* Writes "1.50 GiB", "12.0 MiB", "512 B" into buf; returns buf. */
+/* Writes "1.50 GiB", "12.0 MiB", "512 B" (three significant digits, powers of 1024) into buf,
+ * truncated to n; returns buf. */
 char *eng_bytes_format(char *buf, size_t n, uint64_t bytes);
 
 #ifdef __cplusplus

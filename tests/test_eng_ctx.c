@@ -1,5 +1,6 @@
 /* test_eng_ctx.c: the context (environment, budget, describe, a job on its scheduler) and the
  * CLI helpers. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "eng.h"
 #include "eng_test.h"
 
