@@ -61,8 +61,8 @@ static inline ENG_HD float eng_philox_u01(uint32_t w) {
     return (float)(w >> 8) * (1.0f / 16777216.0f);
 }
 
-/* Natural log of x > 0 (finite, normal), double, |error| < 2 ulp: x = m * 2^e with m in
- * [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m-1)/(m+1), as an odd series in s. */
+/* Natural log of x > 0 (finite, normal), double, |error| <= 1 ulp: x = m * 2^e with m in
+ * [sqrt(1/2), sqrt(2)), then a series for log m (below). */
 static inline ENG_HD double eng_philox_log(double x) {
     uint64_t bits;
     memcpy(&bits, &x, sizeof bits);
@@ -74,24 +74,29 @@ static inline ENG_HD double eng_philox_log(double x) {
         m = m * 0.5;
         e += 1;
     }
-    const double s = (m - 1.0) / (m + 1.0);
-    const double s2 = s * s;
-    /* 2 * sum s^(2k+1)/(2k+1), k = 0..11: |s| <= 0.1716, the next term is below 1e-19. */
-    double p = 1.0 / 23.0;
-    p = p * s2 + 1.0 / 21.0;
-    p = p * s2 + 1.0 / 19.0;
-    p = p * s2 + 1.0 / 17.0;
-    p = p * s2 + 1.0 / 15.0;
-    p = p * s2 + 1.0 / 13.0;
-    p = p * s2 + 1.0 / 11.0;
-    p = p * s2 + 1.0 / 9.0;
-    p = p * s2 + 1.0 / 7.0;
-    p = p * s2 + 1.0 / 5.0;
-    p = p * s2 + 1.0 / 3.0;
-    p = p * s2 + 1.0;
+    /* log m = f - (hfsq - s (hfsq + R)), f = m - 1 (exact), s = f / (2 + f),
+     * R = sum_{k>=1} 2 s^2k / (2k+1): the correction is small next to f, so |error| <= 1 ulp
+     * (the arrangement of fdlibm's log). |s| <= 0.1716: the next term is below 1e-19. */
+    const double f = m - 1.0;
+    const double s = f / (2.0 + f);
+    const double z = s * s;
+    double r = 2.0 / 23.0;
+    r = r * z + 2.0 / 21.0;
+    r = r * z + 2.0 / 19.0;
+    r = r * z + 2.0 / 17.0;
+    r = r * z + 2.0 / 15.0;
+    r = r * z + 2.0 / 13.0;
+    r = r * z + 2.0 / 11.0;
+    r = r * z + 2.0 / 9.0;
+    r = r * z + 2.0 / 7.0;
+    r = r * z + 2.0 / 5.0;
+    r = r * z + 2.0 / 3.0;
+    r = r * z;
+    const double hfsq = 0.5 * f * f;
     const double ln2_hi = 6.93147180369123816490e-01; /* ln 2 split so e * ln2_hi is exact */
     const double ln2_lo = 1.90821492927058770002e-10;
-    return ((double)e * ln2_hi) + (2.0 * s * p + (double)e * ln2_lo);
+    const double de = (double)e;
+    return de * ln2_hi - ((hfsq - (s * (hfsq + r) + de * ln2_lo)) - f);
 }
 
 /* sin(x) for x in [0, 8), double, |error| ~ 1 ulp: quadrant reduction by pi/2 (Cody-Waite,
