@@ -201,7 +201,7 @@ int eng_op_copy(eng_ctx *ctx, eng_tensor *dst, const eng_tensor *src, eng_err *e
     static const char fn[] = "eng_op_copy";
     char a[96], b[96];
     const eng_backend *be;
-    eng_stream *s;
+    eng_stream *s = NULL;
     eng_copy_kind kind;
     int rc;
     if (!eng_tensor_same_shape(dst, src) || dst->dtype != src->dtype ||
