@@ -31,13 +31,13 @@ typedef struct eng_stream {
 } eng_stream;
 
 typedef struct eng_device_info {
-    char name[128];            /* "NVIDIA H100 80GB HBM3" */
-    int index;                 /* device ordinal */
-    int cc_major, cc_minor;    /* compute capability */
-    int sm_count;              /* multiprocessors */
-    uint64_t total_bytes;      /* device memory */
-    uint64_t free_bytes;       /* free when the backend opened */
-    int driver_version;        /* e.g. 13000 */
+    char name[128];         /* "NVIDIA H100 80GB HBM3" */
+    int index;              /* device ordinal */
+    int cc_major, cc_minor; /* compute capability */
+    int sm_count;           /* multiprocessors */
+    uint64_t total_bytes;   /* device memory */
+    uint64_t free_bytes;    /* free when the backend opened */
+    int driver_version;     /* e.g. 13000 */
     int runtime_version;
 } eng_device_info;
 
@@ -51,14 +51,14 @@ typedef enum eng_copy_kind {
 /* Kernels a backend provides; a NULL entry means "not on this backend" (the op returns
  * ENG_E_UNSUPPORTED). Signatures equal the CPU twins in eng_ops.h. */
 typedef struct eng_op_table {
-    int (*add_f32)(eng_stream *s, float *y, const float *a, const float *b, int64_t n,
-                   eng_err *err);
-    int (*add_f16)(eng_stream *s, eng_f16 *y, const eng_f16 *a, const eng_f16 *b, int64_t n,
-                   eng_err *err);
-    int (*fill_uniform_f32)(eng_stream *s, float *y, int64_t n, uint64_t seed, uint64_t offset,
-                            eng_err *err);
-    int (*fill_normal_f32)(eng_stream *s, float *y, int64_t n, uint64_t seed, uint64_t offset,
-                           eng_err *err);
+    int (*add_f32)(
+        eng_stream *s, float *y, const float *a, const float *b, int64_t n, eng_err *err);
+    int (*add_f16)(
+        eng_stream *s, eng_f16 *y, const eng_f16 *a, const eng_f16 *b, int64_t n, eng_err *err);
+    int (*fill_uniform_f32)(
+        eng_stream *s, float *y, int64_t n, uint64_t seed, uint64_t offset, eng_err *err);
+    int (*fill_normal_f32)(
+        eng_stream *s, float *y, int64_t n, uint64_t seed, uint64_t offset, eng_err *err);
 } eng_op_table;
 
 typedef struct eng_backend {
@@ -73,8 +73,13 @@ typedef struct eng_backend {
     void (*stream_destroy)(void *impl, eng_stream *s);
     int (*stream_sync)(void *impl, eng_stream *s, eng_err *err);
     /* Copies between host and device on a stream (asynchronous for device memory). */
-    int (*copy)(void *impl, eng_stream *s, void *dst, const void *src, size_t bytes,
-                eng_copy_kind kind, eng_err *err);
+    int (*copy)(void *impl,
+                eng_stream *s,
+                void *dst,
+                const void *src,
+                size_t bytes,
+                eng_copy_kind kind,
+                eng_err *err);
     eng_op_table ops;
     void (*destroy)(void *impl); /* frees impl; called by the context at the end */
 } eng_backend;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "eng_version.h"
 
@@ -29,6 +30,21 @@ int eng_cli_version(FILE *out, const char *prog, eng_cli_attach_fn attach) {
     if (cuda_rc != ENG_OK) fprintf(out, "cuda: no CUDA device (%s)\n", err.msg);
     eng_ctx_destroy(ctx);
     return 0;
+}
+
+int eng_cli_common(
+    int argc, char **argv, const char *prog, const char *usage, eng_cli_attach_fn attach) {
+    if (argc == 2 && strcmp(argv[1], "--version") == 0)
+        return eng_cli_version(stdout, prog, attach);
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return -1;
 }
 
 int eng_cli_parse_int(

@@ -26,6 +26,12 @@ void eng_cli_print_version(FILE *out, const char *prog, const eng_ctx *ctx);
 typedef int (*eng_cli_attach_fn)(eng_ctx *ctx, int device, uint64_t budget_bytes, eng_err *err);
 int eng_cli_version(FILE *out, const char *prog, eng_cli_attach_fn attach);
 
+/* What every tool's main does first: `--version` (eng_cli_version), `--help`/`-h` (usage to
+ * stdout, exit 0), no arguments (usage to stderr, exit 2). Returns that exit status, or -1 when
+ * argv names something else for the tool to handle. */
+int eng_cli_common(
+    int argc, char **argv, const char *prog, const char *usage, eng_cli_attach_fn attach);
+
 /* Parses a whole decimal integer in [lo, hi]. Errors: ENG_E_INVALID_ARG naming the flag. */
 int eng_cli_parse_int(
     int64_t *out, const char *flag, const char *text, int64_t lo, int64_t hi, eng_err *err);

@@ -29,11 +29,7 @@ typedef enum eng_dtype {
 } eng_dtype;
 
 /* Where a tensor's data lives. */
-typedef enum eng_device_kind {
-    ENG_DEVICE_CPU,
-    ENG_DEVICE_CUDA,
-    ENG_DEVICE_COUNT
-} eng_device_kind;
+typedef enum eng_device_kind { ENG_DEVICE_CPU, ENG_DEVICE_CUDA, ENG_DEVICE_COUNT } eng_device_kind;
 
 /* "cpu", "cuda"; "?" otherwise. */
 const char *eng_device_name(eng_device_kind d);

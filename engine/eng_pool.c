@@ -137,13 +137,9 @@ int eng_pool_create(eng_pool **out, int threads, eng_err *err) {
 oom:
     rc = eng_err_set(err, ENG_E_OOM, "eng_pool_create: out of host memory for %d threads", threads);
 done:
-    if (p != NULL) {
-        if (sync_ok) {
-            pool_stop(p);
-            pthread_cond_destroy(&p->done_cv);
-            pthread_cond_destroy(&p->work_cv);
-            pthread_mutex_destroy(&p->mu);
-        }
+    if (p != NULL && sync_ok) {
+        eng_pool_destroy(p); /* stops the workers started so far */
+    } else if (p != NULL) {
         free(p->workers);
         free(p);
     }

@@ -103,7 +103,8 @@ static inline int eng_test_main(int argc, char **argv, const eng_test_case *case
     int failed = 0, skipped = 0, ran = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--list") == 0) {
-            for (int c = 0; c < n; c++) printf("%s\n", cases[c].name);
+            for (int c = 0; c < n; c++)
+                printf("%s\n", cases[c].name);
             return 0;
         } else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
             only = argv[++i];

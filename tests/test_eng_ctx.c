@@ -39,8 +39,7 @@ static int test_budget(void) {
     p.cpu_budget_bytes = 16u << 20;
     CHECK_OK(eng_ctx_create(&ctx, &p, &err), &err);
     eng_alloc *al = eng_ctx_alloc(ctx, ENG_DEVICE_CPU);
-    CHECK_OK(eng_tensor_alloc(&a, al, ENG_LIFE_STATE, "grid", ENG_DTYPE_F32, 1, shape, &err),
-             &err);
+    CHECK_OK(eng_tensor_alloc(&a, al, ENG_LIFE_STATE, "grid", ENG_DTYPE_F32, 1, shape, &err), &err);
     CHECK(eng_tensor_alloc(&b, al, ENG_LIFE_STATE, "mlp", ENG_DTYPE_F32, 1, shape, &err) ==
           ENG_E_OOM);
     CHECK_CONTAINS(err.msg, "mlp");

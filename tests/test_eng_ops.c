@@ -46,8 +46,8 @@ static int test_add(void) {
     CHECK_OK(eng_op_convert(ctx, NULL, &yh, &y, &err), &err);
     CHECK_OK(eng_op_add(ctx, NULL, &zh, &xh, &yh, &err), &err);
     for (int64_t i = 0; i < n; i++) {
-        const float want = eng_f16_to_f32(((eng_f16 *)xh.data)[i]) +
-                           eng_f16_to_f32(((eng_f16 *)yh.data)[i]);
+        const float want =
+            eng_f16_to_f32(((eng_f16 *)xh.data)[i]) + eng_f16_to_f32(((eng_f16 *)yh.data)[i]);
         CHECK(((eng_f16 *)zh.data)[i].bits == eng_f32_to_f16(want).bits);
     }
     /* mismatched dtypes are refused with both tensors named */
@@ -58,8 +58,19 @@ static int test_add(void) {
 }
 
 /* C = alpha op(A) op(B) + beta C in double, the reference. */
-static void gemm_ref(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+static void gemm_ref(int ta,
+                     int tb,
+                     int64_t m,
+                     int64_t n,
+                     int64_t k,
+                     float alpha,
+                     const float *a,
+                     int64_t lda,
+                     const float *b,
+                     int64_t ldb,
+                     float beta,
+                     float *c,
+                     int64_t ldc) {
     for (int64_t i = 0; i < m; i++) {
         for (int64_t j = 0; j < n; j++) {
             double acc = 0.0;
@@ -109,7 +120,8 @@ static int test_gemm(void) {
                 for (int64_t j = 0; j < n + pad; j++) {
                     const double got = c[i * (n + pad) + j], want = r[i * (n + pad) + j];
                     if (fabs(got - want) > atol + 1e-5 * fabs(want)) {
-                        fprintf(stderr, "gemm m=%lld n=%lld k=%lld ta=%d tb=%d [%lld,%lld]: %g vs %g\n",
+                        fprintf(stderr,
+                                "gemm m=%lld n=%lld k=%lld ta=%d tb=%d [%lld,%lld]: %g vs %g\n",
                                 (long long)m, (long long)n, (long long)k, ta, tb, (long long)i,
                                 (long long)j, got, want);
                         return 1;
@@ -154,9 +166,11 @@ static int test_fill_dispatch(void) {
     CHECK(ctx != NULL);
     CHECK_OK(eng_tensor_init(&t, buf, ENG_DTYPE_F32, ENG_DEVICE_CPU, 2, shape, &err), &err);
     CHECK_OK(eng_op_fill_normal(ctx, NULL, &t, 7, 3, &err), &err);
-    for (int i = 0; i < 1000; i++) CHECK(buf[i] == eng_philox_normal_at(7, 3, (uint64_t)i));
+    for (int i = 0; i < 1000; i++)
+        CHECK(buf[i] == eng_philox_normal_at(7, 3, (uint64_t)i));
     CHECK_OK(eng_op_fill_uniform(ctx, NULL, &t, 7, 3, &err), &err);
-    for (int i = 0; i < 1000; i++) CHECK(buf[i] == eng_philox_uniform_at(7, 3, (uint64_t)i));
+    for (int i = 0; i < 1000; i++)
+        CHECK(buf[i] == eng_philox_uniform_at(7, 3, (uint64_t)i));
     t.dtype = ENG_DTYPE_F16;
     CHECK(eng_op_fill_normal(ctx, NULL, &t, 7, 3, &err) == ENG_E_INVALID_ARG);
     CHECK_CONTAINS(err.msg, "needs contiguous f32");
@@ -171,8 +185,7 @@ static int test_no_device(void) {
     const int64_t shape[1] = {16};
     CHECK(ctx != NULL);
     /* A CUDA tensor in a context without a CUDA backend is refused, not dereferenced. */
-    CHECK_OK(eng_tensor_init(&t, (void *)16, ENG_DTYPE_F32, ENG_DEVICE_CUDA, 1, shape, &err),
-             &err);
+    CHECK_OK(eng_tensor_init(&t, (void *)16, ENG_DTYPE_F32, ENG_DEVICE_CUDA, 1, shape, &err), &err);
     CHECK(eng_op_fill_normal(ctx, NULL, &t, 1, 0, &err) == ENG_E_UNSUPPORTED);
     CHECK_CONTAINS(err.msg, "no cuda device is attached");
     eng_ctx_destroy(ctx);

@@ -45,7 +45,8 @@ static int test_views(void) {
     eng_tensor t, rows, col, r, p;
     const int64_t shape[3] = {2, 3, 4}, flat[2] = {6, 4}, wrong[1] = {23};
     const int perm[3] = {2, 0, 1};
-    for (int i = 0; i < 24; i++) data[i] = (float)i;
+    for (int i = 0; i < 24; i++)
+        data[i] = (float)i;
     CHECK_OK(eng_tensor_init(&t, data, ENG_DTYPE_F32, ENG_DEVICE_CPU, 3, shape, &err), &err);
     CHECK_OK(eng_tensor_view_rows(&rows, &t, 1, 1, &err), &err);
     CHECK(((float *)rows.data)[0] == 12.0f);
