@@ -284,7 +284,23 @@ static const char *stb_reason(void) {
     return r != NULL ? r : "unknown error";
 }
 
-/* Header checks shared by info and read: the PNG size sniff, then stbi_info's answer. */
+/* Only PNG and JPEG reach stb_image: its other decoders (TGA, PSD, PIC, HDR, GIF, ...) have
+ * crashed on fuzzed input in the Debian build (TGA has no magic number to refuse it early), and
+ * nothing the engine reads comes in those formats. */
+static int sniff_png_or_jpeg(const uint8_t *p, size_t n) {
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+    if (n >= 8 && memcmp(p, png_sig, 8) == 0) return 1;
+    return n >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff;
+}
+
+static int
+not_png_or_jpeg(const char *fn, const char *name, const uint8_t *p, size_t n, eng_err *err) {
+    return eng_err_set(err, ENG_E_FORMAT,
+                       "%s: %s: not a PNG or JPEG file (starts with %02x %02x %02x %02x)", fn, name,
+                       n > 0 ? p[0] : 0, n > 1 ? p[1] : 0, n > 2 ? p[2] : 0, n > 3 ? p[3] : 0);
+}
+
+/* Header checks shared by info and read: the format and PNG size sniffs, then stbi_info. */
 static int probe_memory(int64_t *w,
                         int64_t *h,
                         int64_t *c,
@@ -300,6 +316,7 @@ static int probe_memory(int64_t *w,
         return eng_err_set(err, ENG_E_FORMAT, "%s: %s: %zu bytes, over the limit of %zu", fn, name,
                            size, ENG_IMAGE_MAX_FILE_BYTES);
     }
+    if (!sniff_png_or_jpeg(data, size)) return not_png_or_jpeg(fn, name, data, size, err);
     if (png_header_dims(data, size, &pw, &ph) &&
         (pw > ENG_IMAGE_MAX_DIM || ph > ENG_IMAGE_MAX_DIM || pw == 0 || ph == 0)) {
         return eng_err_set(err, ENG_E_FORMAT,
@@ -429,6 +446,10 @@ int eng_image_info(
     if (got == 0) {
         rc = eng_err_set(err, ferror(f) ? ENG_E_IO : ENG_E_FORMAT,
                          "eng_image_info: %s: cannot read (empty file or a directory?)", path);
+        goto done;
+    }
+    if (!sniff_png_or_jpeg(head, got)) {
+        rc = not_png_or_jpeg("eng_image_info", path, head, got, err);
         goto done;
     }
     if (png_header_dims(head, got, &pw, &ph) &&

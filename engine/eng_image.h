@@ -15,8 +15,9 @@
  *
  * Pixels: width x height x channels bytes, row-major (HWC), top row first, channels 1 (gray),
  * 2 (gray + alpha), 3 (RGB) or 4 (RGBA). 16-bit PNGs are reduced to 8 bits, paletted ones
- * expanded, and alpha is never premultiplied. Reading decodes anything stb_image decodes (PNG,
- * JPEG, BMP, GIF first frame, TGA, PSD, HDR, PIC, PNM); writing is PNG only.
+ * expanded, and alpha is never premultiplied. Reading takes PNG and JPEG only (recognised by
+ * their signatures; anything else is ENG_E_FORMAT before stb_image sees it, because its other
+ * decoders are not robust against hostile files); writing is PNG only.
  *
  * Limits (checked on the header, before any pixel is decoded, so that a hostile header cannot
  * make us allocate gigabytes): width and height 1..ENG_IMAGE_MAX_DIM, files and buffers up to
