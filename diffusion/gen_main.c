@@ -1,26 +1,34 @@
 /* gen_main.c: the `gen` command. For now: --version (engine, CPU threads and BLAS, the CUDA
- * device or why there is none) and --help; image generation arrives with the SD pipeline. */
+ * device or why there is none), --help and `gen tokenize`; image generation arrives with the SD
+ * pipeline. */
 #include <stdio.h>
+#include <string.h>
 
 #include "eng_cuda.h"
+#include "gen_tokenize.h"
 #include "sd.h"
 
 static const char usage[] =
     "usage: gen --version | --help\n"
+    "       gen tokenize [--vocab PATH] TEXT | --jsonl FILE\n"
     "\n"
     "Stable Diffusion image generation on the engine (CPU, or CUDA when a GPU is present).\n"
     "\n"
     "  --version   print the version and the backends found (CPU threads and BLAS, CUDA\n"
     "              device or why there is none), then exit\n"
     "  --help      print this help\n"
+    "  tokenize    print the CLIP token ids of a text, or of each line of a JSON-lines file\n"
+    "              (gen tokenize --help)\n"
     "\n"
     "Not in this version yet (see the README's roadmap): generation (gen -m MODEL -p PROMPT\n"
-    "...), gen info, gen make-checkpoint, gen tokenize, gen bench.\n"
-    "Environment: ENG_THREADS=N, ENG_MEMORY_BUDGET=8G, ENG_GPU_MEMORY_BUDGET=6G.\n";
+    "...), gen info, gen make-checkpoint, gen bench.\n"
+    "Environment: ENG_THREADS=N, ENG_MEMORY_BUDGET=8G, ENG_GPU_MEMORY_BUDGET=6G,\n"
+    "ENG_CLIP_VOCAB=PATH (the vocabulary for tokenize), ENGINE_DATA_DIR=DIR.\n";
 
 int main(int argc, char **argv) {
     const int rc = eng_cli_common(argc, argv, "gen", usage, eng_cuda_attach);
     if (rc >= 0) return rc;
+    if (strcmp(argv[1], "tokenize") == 0) return gen_tokenize_main(argc - 1, argv + 1);
     fprintf(stderr, "gen: \"%s\" is not available in this version (try gen --help)\n", argv[1]);
     return 2;
 }
