@@ -90,6 +90,60 @@ int eng_cuda_fill_uniform_f32(
 int eng_cuda_fill_normal_f32(
     eng_stream *s, float *y, int64_t n, uint64_t seed, uint64_t offset, eng_err *err);
 
+/* ---- GEMM and convolution (cuda/gemm.cu, cuda/conv.cu; twins eng_cpu_gemm, eng_cpu_conv2d) -- */
+/* C[b] = act(alpha op(A[b]) op(B[b]) + beta C[b] + bias), row-major, as eng_gemm_args says
+ * (engine/eng_kernels.h), on cuBLASLt: f32 (no TF32), f16, bf16, f32 accumulation. The bias, and
+ * GELU_TANH for f16/bf16, are fused into cuBLASLt's epilogue; GELU (erf), SILU, QUICK_GELU (and
+ * f32's GELU_TANH) take one extra pass over C. The algorithm is chosen once per shape (per
+ * device, cached); the workspace (<= 32 MiB) comes from s->arena (none without one). `s` must
+ * be a stream of the CUDA backend (s->impl holds the cuBLASLt handle).
+ * Errors: ENG_E_INVALID_ARG (arguments, named), ENG_E_UNSUPPORTED (dtype; no algorithm for the
+ * shape), ENG_E_OOM (workspace), ENG_E_DEVICE (cuBLASLt's status name). */
+int eng_cuda_gemm(eng_stream *s, const eng_gemm_args *a, eng_err *err);
+/* y = conv2d(x, w) + bias, NHWC activations and OHWI (cuDNN's KRSC) weights, as eng_conv2d_args
+ * says, on cuDNN: f32 (FMA math, no TF32), f16 and bf16 on tensor cores, f32 accumulation. The
+ * algorithm is chosen once per shape and cached (cudnnFind on the first call when the stream is
+ * not capturing a graph, else cuDNN's heuristic); its workspace comes from s->arena (algorithms
+ * without one when s->arena is NULL). The bias is one pass over y (f32 math, one rounding).
+ * Shapes cuDNN has no algorithm for, tensors over 2^31 elements and builds without cuDNN run
+ * eng_cuda_conv2d_im2col instead. `s` must be a stream of the CUDA backend.
+ * Errors as eng_cuda_gemm, with cuDNN's status text. */
+int eng_cuda_conv2d(eng_stream *s, const eng_conv2d_args *a, eng_err *err);
+/* The same convolution as im2col tiles (<= 64 MiB of s->arena) and cuBLASLt GEMMs with the bias
+ * fused (a 1x1 stride-1 unpadded one is a single GEMM on x, no workspace). Anything else without
+ * an arena is ENG_E_INVALID_ARG. */
+int eng_cuda_conv2d_im2col(eng_stream *s, const eng_conv2d_args *a, eng_err *err);
+
+/* ---- attention (cuda/attention.cu; twin eng_cpu_attention) ---------------------------------- */
+/* Scaled dot-product attention as eng_attention_args says (engine/eng_kernels.h), f32, f16 or
+ * bf16 with f32 accumulation. f16/bf16 with d % 8 == 0, d <= 160, 16-byte aligned pointers and
+ * b/l/h strides that are multiples of 8 run our flash-attention kernel on tensor cores (sm_80+;
+ * d padded to 48, 64, 80, 128 or 160); everything else (f32 always) runs a simple f32 kernel,
+ * one warp per query, d <= 1024. A query with no visible key (causal, lq > lk) gets 0.
+ * Errors: ENG_E_UNSUPPORTED (dtype; d > 1024 off the flash path; lq or lk > 2^30),
+ * ENG_E_INVALID_ARG (negative sizes, d < 1, lk = 0 with queries, NULL pointers, a CPU stream),
+ * ENG_E_DEVICE. batch, heads or lq = 0 does nothing. */
+int eng_cuda_attention(eng_stream *s, const eng_attention_args *a, eng_err *err);
+
+/* ---- elementwise and normalisation (cuda/elementwise.cu, cuda/norm.cu) ---------------------- */
+/* The twins eng_cpu_unary ... eng_cpu_softmax (engine/eng_ops.h), arguments as eng_kernels.h
+ * says, in f32, f16 and bf16: loads convert to f32, the math is the twins' (eng_act_math.h) in
+ * f32, each output is rounded once. Copies and upsampling move bits unchanged. GroupNorm runs
+ * three kernels (partial sums over row blocks of all channels, per-group statistics, normalise)
+ * with a workspace from s->arena; without an arena (or C > 4096) one block per (sample, group).
+ * Errors: ENG_E_UNSUPPORTED (dtype), ENG_E_INVALID_ARG (negative sizes, NULL pointers with work
+ * to do, a CPU stream, groups not dividing c, an activation out of range), ENG_E_OOM (GroupNorm's
+ * workspace), ENG_E_DEVICE. */
+int eng_cuda_unary(eng_stream *s, const eng_unary_args *a, eng_err *err);
+int eng_cuda_binary(eng_stream *s, const eng_binary_args *a, eng_err *err);
+int eng_cuda_geglu(eng_stream *s, const eng_geglu_args *a, eng_err *err);
+int eng_cuda_copy(eng_stream *s, const eng_copy_args *a, eng_err *err);
+int eng_cuda_upsample(eng_stream *s, const eng_upsample_args *a, eng_err *err);
+int eng_cuda_temb(eng_stream *s, const eng_temb_args *a, eng_err *err);
+int eng_cuda_groupnorm(eng_stream *s, const eng_groupnorm_args *a, eng_err *err);
+int eng_cuda_layernorm(eng_stream *s, const eng_layernorm_args *a, eng_err *err);
+int eng_cuda_softmax(eng_stream *s, const eng_softmax_args *a, eng_err *err);
+
 #else /* built without CUDA: the few entries a caller probes, as fallbacks */
 
 static inline int eng_cuda_device_count(int *out, eng_err *err) {

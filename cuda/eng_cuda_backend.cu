@@ -9,15 +9,7 @@
 #include "eng_alloc.h"
 #include "eng_cuda.h"
 #include "eng_cuda_common.cuh"
-
-/* The backend's own state (eng_backend.impl). The eng_backend struct is a separate malloc: a
- * context that adopts it calls destroy(impl) and then free()s the struct. */
-typedef struct eng_cuda_impl {
-    int device;
-    char name[16];     /* "cuda:0", for messages */
-    int prio_least;    /* cudaDeviceGetStreamPriorityRange: the default, numerically largest */
-    int prio_greatest; /* the most urgent, numerically smallest (e.g. -5) */
-} eng_cuda_impl;
+#include "eng_cuda_impl.h"
 
 /* What cudaGetDeviceCount says when there is simply no GPU to use: not an engine error. */
 static bool no_device_error(cudaError_t e) {
@@ -81,7 +73,22 @@ int eng_cuda_device_info(int index, eng_device_info *out, eng_err *err) {
     if (rc != ENG_OK) goto done;
     out->free_bytes = (uint64_t)free_b;
     if ((rc = ENG_CUDA_CHECK(cudaDriverGetVersion(&out->driver_version), err)) != ENG_OK) goto done;
-    rc = ENG_CUDA_CHECK(cudaRuntimeGetVersion(&out->runtime_version), err);
+    if ((rc = ENG_CUDA_CHECK(cudaRuntimeGetVersion(&out->runtime_version), err)) != ENG_OK) {
+        goto done;
+    }
+    /* Clocks and bus width for the benchmarks' peak estimates (cudaDeviceProp lost its clock
+     * fields in CUDA 13; the attributes remain). */
+    if ((rc = ENG_CUDA_CHECK(cudaDeviceGetAttribute(&out->clock_khz, cudaDevAttrClockRate, index),
+                             err)) != ENG_OK) {
+        goto done;
+    }
+    if ((rc = ENG_CUDA_CHECK(
+             cudaDeviceGetAttribute(&out->mem_clock_khz, cudaDevAttrMemoryClockRate, index),
+             err)) != ENG_OK) {
+        goto done;
+    }
+    rc = ENG_CUDA_CHECK(
+        cudaDeviceGetAttribute(&out->mem_bus_bits, cudaDevAttrGlobalMemoryBusWidth, index), err);
 done:
     if (rc != ENG_OK && rc != ENG_E_INVALID_ARG)
         eng_err_prefix(err, "eng_cuda_device_info: cuda:%d", index);
@@ -207,6 +214,7 @@ static int cuda_stream_create(void *impl, eng_stream *out, int priority, eng_err
     out->device = ENG_DEVICE_CUDA;
     out->handle = (void *)st;
     out->pool = NULL;
+    out->impl = impl;
 done:
     if (rc != ENG_OK) eng_err_prefix(err, "eng_cuda stream_create: %s", c->name);
     return rc;
@@ -267,7 +275,12 @@ done:
 }
 
 static void cuda_destroy(void *impl) {
-    free(impl);
+    eng_cuda_impl *c = (eng_cuda_impl *)impl;
+    if (c == NULL) return;
+    ENG_CUDA_WARN(cudaSetDevice(c->device));
+    eng_cuda_gemm_state_free(c->gemm);
+    eng_cuda_conv_state_free(c->conv);
+    free(c);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -304,6 +317,11 @@ int eng_cuda_backend_create(eng_backend **out, int device_index, eng_err *err) {
     b->ops.add_f16 = eng_cuda_add_f16;
     b->ops.fill_uniform_f32 = eng_cuda_fill_uniform_f32;
     b->ops.fill_normal_f32 = eng_cuda_fill_normal_f32;
+    eng_cuda_register_elementwise(&b->ops);
+    eng_cuda_register_norm(&b->ops);
+    eng_cuda_register_gemm(&b->ops);
+    eng_cuda_register_conv(&b->ops);
+    eng_cuda_register_attention(&b->ops);
     b->destroy = cuda_destroy;
     *out = b;
     b = NULL;

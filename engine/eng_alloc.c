@@ -840,6 +840,22 @@ void eng_arena_reset(eng_arena *ar) {
     ar->used = 0;
 }
 
+eng_arena_pos eng_arena_mark(const eng_arena *ar) {
+    eng_arena_pos pos;
+    ENG_ASSERT(ar != NULL);
+    pos.chunk = ar->cur;
+    pos.offset = ar->off;
+    pos.used = ar->used;
+    return pos;
+}
+
+void eng_arena_rewind(eng_arena *ar, eng_arena_pos pos) {
+    ENG_ASSERT(ar != NULL && pos.used <= ar->used && pos.chunk <= ar->cur);
+    ar->cur = pos.chunk;
+    ar->off = pos.offset;
+    ar->used = pos.used;
+}
+
 uint64_t eng_arena_used(const eng_arena *ar) {
     ENG_ASSERT(ar != NULL);
     return ar->used;

@@ -130,6 +130,17 @@ int eng_arena_take(eng_arena *ar, void **out, size_t bytes, eng_err *err);
  * merges them into one chunk of the high-water size, rounded up to min(1 MiB, arena_chunk_bytes)
  * (addresses then settle from the following round on). */
 void eng_arena_reset(eng_arena *ar);
+/* A position in the arena, to give back temporary memory within a round: an op that needs a
+ * workspace marks, takes, enqueues its work and rewinds; the next op on the same stream reuses
+ * the bytes (stream order makes that safe on a device). Pointers taken after the mark are invalid
+ * once rewound. Rewinding to a mark from before the last reset is a bug. */
+typedef struct eng_arena_pos {
+    int64_t chunk;
+    size_t offset;
+    uint64_t used;
+} eng_arena_pos;
+eng_arena_pos eng_arena_mark(const eng_arena *ar);
+void eng_arena_rewind(eng_arena *ar, eng_arena_pos pos);
 uint64_t eng_arena_used(const eng_arena *ar);       /* bytes handed out since the last reset */
 uint64_t eng_arena_capacity(const eng_arena *ar);   /* bytes of chunks held */
 uint64_t eng_arena_high_water(const eng_arena *ar); /* largest `used` seen */

@@ -17,17 +17,23 @@
 
 #include "eng_dtype.h"
 #include "eng_err.h"
+#include "eng_kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct eng_pool eng_pool;
+typedef struct eng_arena eng_arena;
 
 typedef struct eng_stream {
     eng_device_kind device;
-    void *handle;   /* cudaStream_t on CUDA (NULL: the legacy default stream); unused on CPU */
-    eng_pool *pool; /* CPU ops: the pool to split work over; NULL: the calling thread */
+    void *handle;     /* cudaStream_t on CUDA (NULL: the legacy default stream); unused on CPU */
+    eng_pool *pool;   /* CPU ops: the pool to split work over; NULL: the calling thread */
+    void *impl;       /* the backend's state (handles, caches) for its kernels; NULL on the CPU */
+    eng_arena *arena; /* op workspaces (im2col, cuDNN): taken and rewound within the op; a job's
+                       * stream uses the job's arena, a context's default stream the device
+                       * allocator's default arena; NULL: ops that need a workspace refuse */
 } eng_stream;
 
 typedef struct eng_device_info {
@@ -39,6 +45,9 @@ typedef struct eng_device_info {
     uint64_t free_bytes;    /* free when the backend opened */
     int driver_version;     /* e.g. 13000 */
     int runtime_version;
+    int clock_khz;     /* peak SM clock (benchmarks estimate peak FLOP/s from it); 0 unknown */
+    int mem_clock_khz; /* peak memory clock; bandwidth = 2 x clock x bus bits / 8; 0 unknown */
+    int mem_bus_bits;  /* global memory bus width; 0 unknown */
 } eng_device_info;
 
 typedef enum eng_copy_kind {
@@ -59,6 +68,19 @@ typedef struct eng_op_table {
         eng_stream *s, float *y, int64_t n, uint64_t seed, uint64_t offset, eng_err *err);
     int (*fill_normal_f32)(
         eng_stream *s, float *y, int64_t n, uint64_t seed, uint64_t offset, eng_err *err);
+    /* Neural-network ops (eng_kernels.h): one entry per family; the args name the dtype. */
+    int (*unary)(eng_stream *s, const eng_unary_args *a, eng_err *err);
+    int (*binary)(eng_stream *s, const eng_binary_args *a, eng_err *err);
+    int (*geglu)(eng_stream *s, const eng_geglu_args *a, eng_err *err);
+    int (*copy)(eng_stream *s, const eng_copy_args *a, eng_err *err);
+    int (*upsample)(eng_stream *s, const eng_upsample_args *a, eng_err *err);
+    int (*temb)(eng_stream *s, const eng_temb_args *a, eng_err *err);
+    int (*groupnorm)(eng_stream *s, const eng_groupnorm_args *a, eng_err *err);
+    int (*layernorm)(eng_stream *s, const eng_layernorm_args *a, eng_err *err);
+    int (*softmax)(eng_stream *s, const eng_softmax_args *a, eng_err *err);
+    int (*gemm)(eng_stream *s, const eng_gemm_args *a, eng_err *err);
+    int (*conv2d)(eng_stream *s, const eng_conv2d_args *a, eng_err *err);
+    int (*attention)(eng_stream *s, const eng_attention_args *a, eng_err *err);
 } eng_op_table;
 
 typedef struct eng_backend {

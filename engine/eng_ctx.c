@@ -81,6 +81,7 @@ int eng_ctx_create(eng_ctx **out, const eng_ctx_params *params, eng_err *err) {
     if ((rc = eng_sched_create(&ctx->sched, &sp, err)) != ENG_OK) goto done;
     ctx->stream[ENG_DEVICE_CPU].device = ENG_DEVICE_CPU;
     ctx->stream[ENG_DEVICE_CPU].pool = ctx->pool;
+    ctx->stream[ENG_DEVICE_CPU].arena = eng_alloc_scratch(ctx->alloc[ENG_DEVICE_CPU]);
     ctx->has_stream[ENG_DEVICE_CPU] = 1;
     *out = ctx;
     ctx = NULL;
@@ -145,6 +146,7 @@ int eng_ctx_attach_backend(eng_ctx *ctx,
     memset(&stream, 0, sizeof stream);
     if ((rc = backend->stream_create(backend->impl, &stream, 0, err)) != ENG_OK) goto done;
     have_stream = 1;
+    stream.arena = eng_alloc_scratch(alloc);
     ctx->backend[d] = backend;
     ctx->alloc[d] = alloc;
     ctx->stream[d] = stream;

@@ -4,13 +4,18 @@
 
 #include <string.h>
 
-/* The stream to use: the caller's, else the context's default for the tensor's device. */
-static int op_stream(eng_ctx *ctx,
-                     eng_stream *s,
-                     eng_device_kind dev,
-                     const char *fn,
-                     eng_stream **out,
-                     eng_err *err) {
+#include "eng_ops_impl.h"
+
+#include <string.h>
+
+/* ---- helpers shared by the op files (eng_ops_impl.h) -------------------------------------- */
+
+int eng_ops_stream(eng_ctx *ctx,
+                   eng_stream *s,
+                   eng_device_kind dev,
+                   const char *fn,
+                   eng_stream **out,
+                   eng_err *err) {
     if (s == NULL) s = eng_ctx_stream(ctx, dev);
     if (s == NULL) {
         return eng_err_set(err, ENG_E_UNSUPPORTED, "%s: no %s device is attached to the context",
@@ -24,34 +29,66 @@ static int op_stream(eng_ctx *ctx,
     return ENG_OK;
 }
 
-static const eng_op_table *op_table(const eng_ctx *ctx, eng_device_kind dev) {
+const eng_op_table *eng_ops_table(const eng_ctx *ctx, eng_device_kind dev) {
     const eng_backend *b = eng_ctx_backend(ctx, dev);
     return b != NULL ? &b->ops : NULL;
 }
 
-static int unsupported(const char *fn, const eng_tensor *t, eng_err *err) {
+int eng_ops_unsupported(const char *fn, const eng_tensor *t, eng_err *err) {
     char d[96];
-    return eng_err_set(err, ENG_E_UNSUPPORTED, "%s: not available for %s in this build", fn,
+    return eng_err_set(err, ENG_E_UNSUPPORTED,
+                       "%s: not available for %s in this build (CPU ops take f32)", fn,
                        eng_tensor_describe(t, d, sizeof d));
 }
 
-/* Same shape, dtype and device, all contiguous. */
-static int check_like(const char *fn,
-                      const eng_tensor *y,
-                      const eng_tensor *x,
-                      const char *yn,
-                      const char *xn,
-                      eng_err *err) {
+int eng_ops_check_same_kind(const char *fn,
+                            const eng_tensor *a,
+                            const eng_tensor *b,
+                            const char *an,
+                            const char *bn,
+                            eng_err *err) {
+    char da[96], db[96];
+    if (a->dtype == b->dtype && a->device == b->device) return ENG_OK;
+    return eng_err_set(err, ENG_E_INVALID_ARG, "%s: %s is %s but %s is %s (same dtype and device)",
+                       fn, an, eng_tensor_describe(a, da, sizeof da), bn,
+                       eng_tensor_describe(b, db, sizeof db));
+}
+
+int eng_ops_check_contiguous(const char *fn, const eng_tensor *t, const char *name, eng_err *err) {
+    char d[96];
+    if (eng_tensor_is_contiguous(t)) return ENG_OK;
+    return eng_err_set(err, ENG_E_INVALID_ARG,
+                       "%s: %s (%s) must be contiguous (eng_op_contiguous makes a copy)", fn, name,
+                       eng_tensor_describe(t, d, sizeof d));
+}
+
+int eng_ops_check_like(const char *fn,
+                       const eng_tensor *y,
+                       const eng_tensor *x,
+                       const char *yn,
+                       const char *xn,
+                       eng_err *err) {
     char a[96], b[96];
-    if (!eng_tensor_same_shape(y, x) || y->dtype != x->dtype || y->device != x->device) {
-        return eng_err_set(err, ENG_E_INVALID_ARG, "%s: %s is %s but %s is %s", fn, yn,
+    int rc;
+    if (!eng_tensor_same_shape(y, x)) {
+        return eng_err_set(err, ENG_E_INVALID_ARG, "%s: %s is %s but %s is %s (same shape)", fn, yn,
                            eng_tensor_describe(y, a, sizeof a), xn,
                            eng_tensor_describe(x, b, sizeof b));
     }
-    if (!eng_tensor_is_contiguous(y) || !eng_tensor_is_contiguous(x)) {
-        return eng_err_set(err, ENG_E_INVALID_ARG, "%s: %s and %s must be contiguous", fn, yn, xn);
-    }
-    return ENG_OK;
+    if ((rc = eng_ops_check_same_kind(fn, y, x, yn, xn, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_check_contiguous(fn, y, yn, err)) != ENG_OK) return rc;
+    return eng_ops_check_contiguous(fn, x, xn, err);
+}
+
+int eng_ops_twin_dtype(const char *fn, eng_dtype dt, eng_err *err) {
+    if (dt == ENG_DTYPE_F32) return ENG_OK;
+    return eng_err_set(err, ENG_E_UNSUPPORTED, "%s: dtype %s (the CPU twins take f32 only)", fn,
+                       eng_dtype_name(dt));
+}
+
+int eng_ops_twin_count(const char *fn, const char *what, int64_t v, eng_err *err) {
+    if (v >= 0) return ENG_OK;
+    return eng_err_set(err, ENG_E_INVALID_ARG, "%s: %s = %lld < 0", fn, what, (long long)v);
 }
 
 int eng_op_add(eng_ctx *ctx,
@@ -64,22 +101,22 @@ int eng_op_add(eng_ctx *ctx,
     const eng_op_table *ops;
     int rc;
     const int64_t n = eng_tensor_numel(y);
-    if ((rc = check_like(fn, y, a, "y", "a", err)) != ENG_OK) return rc;
-    if ((rc = check_like(fn, y, b, "y", "b", err)) != ENG_OK) return rc;
-    if ((rc = op_stream(ctx, s, y->device, fn, &s, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_check_like(fn, y, a, "y", "a", err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_check_like(fn, y, b, "y", "b", err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_stream(ctx, s, y->device, fn, &s, err)) != ENG_OK) return rc;
     if (y->device == ENG_DEVICE_CPU) {
         if (y->dtype == ENG_DTYPE_F32) return eng_cpu_add_f32(s, y->data, a->data, b->data, n, err);
         if (y->dtype == ENG_DTYPE_F16) return eng_cpu_add_f16(s, y->data, a->data, b->data, n, err);
-        return unsupported(fn, y, err);
+        return eng_ops_unsupported(fn, y, err);
     }
-    ops = op_table(ctx, y->device);
+    ops = eng_ops_table(ctx, y->device);
     if (y->dtype == ENG_DTYPE_F32 && ops != NULL && ops->add_f32 != NULL) {
         return ops->add_f32(s, y->data, a->data, b->data, n, err);
     }
     if (y->dtype == ENG_DTYPE_F16 && ops != NULL && ops->add_f16 != NULL) {
         return ops->add_f16(s, y->data, a->data, b->data, n, err);
     }
-    return unsupported(fn, y, err);
+    return eng_ops_unsupported(fn, y, err);
 }
 
 static int fill(eng_ctx *ctx,
@@ -98,19 +135,19 @@ static int fill(eng_ctx *ctx,
         return eng_err_set(err, ENG_E_INVALID_ARG, "%s: y is %s (needs contiguous f32)", fn,
                            eng_tensor_describe(y, d, sizeof d));
     }
-    if ((rc = op_stream(ctx, s, y->device, fn, &s, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_stream(ctx, s, y->device, fn, &s, err)) != ENG_OK) return rc;
     if (y->device == ENG_DEVICE_CPU) {
         return normal ? eng_cpu_fill_normal_f32(s, y->data, n, seed, offset, err)
                       : eng_cpu_fill_uniform_f32(s, y->data, n, seed, offset, err);
     }
-    ops = op_table(ctx, y->device);
+    ops = eng_ops_table(ctx, y->device);
     if (ops != NULL && normal && ops->fill_normal_f32 != NULL) {
         return ops->fill_normal_f32(s, y->data, n, seed, offset, err);
     }
     if (ops != NULL && !normal && ops->fill_uniform_f32 != NULL) {
         return ops->fill_uniform_f32(s, y->data, n, seed, offset, err);
     }
-    return unsupported(fn, y, err);
+    return eng_ops_unsupported(fn, y, err);
 }
 
 int eng_op_fill_uniform(
@@ -159,8 +196,8 @@ int eng_op_gemm(eng_ctx *ctx,
     if (a->stride[1] != 1 || b->stride[1] != 1 || c->stride[1] != 1) {
         return eng_err_set(err, ENG_E_INVALID_ARG, "%s: rows of A, B and C must be contiguous", fn);
     }
-    if ((rc = op_stream(ctx, s, c->device, fn, &s, err)) != ENG_OK) return rc;
-    if (c->device != ENG_DEVICE_CPU) return unsupported(fn, c, err);
+    if ((rc = eng_ops_stream(ctx, s, c->device, fn, &s, err)) != ENG_OK) return rc;
+    if (c->device != ENG_DEVICE_CPU) return eng_ops_unsupported(fn, c, err);
     return eng_cpu_gemm_f32(s, trans_a, trans_b, m, n, k, alpha, a->data,
                             a->stride[0] > 0 ? a->stride[0] : a->shape[1], b->data,
                             b->stride[0] > 0 ? b->stride[0] : b->shape[1], beta, c->data,
@@ -178,8 +215,8 @@ int eng_op_convert(eng_ctx *ctx, eng_stream *s, eng_tensor *y, const eng_tensor 
             err, ENG_E_INVALID_ARG, "%s: y is %s, x is %s (same shape and device, contiguous)", fn,
             eng_tensor_describe(y, a, sizeof a), eng_tensor_describe(x, b, sizeof b));
     }
-    if ((rc = op_stream(ctx, s, y->device, fn, &s, err)) != ENG_OK) return rc;
-    if (y->device != ENG_DEVICE_CPU) return unsupported(fn, y, err);
+    if ((rc = eng_ops_stream(ctx, s, y->device, fn, &s, err)) != ENG_OK) return rc;
+    if (y->device != ENG_DEVICE_CPU) return eng_ops_unsupported(fn, y, err);
     if (y->dtype == x->dtype) {
         memmove(y->data, x->data, eng_tensor_nbytes(x));
     } else if (x->dtype == ENG_DTYPE_F32 && y->dtype == ENG_DTYPE_F16) {
@@ -218,8 +255,8 @@ int eng_op_copy(eng_ctx *ctx, eng_tensor *dst, const eng_tensor *src, eng_err *e
     }
     const eng_device_kind dev = dst->device != ENG_DEVICE_CPU ? dst->device : src->device;
     be = eng_ctx_backend(ctx, dev);
-    if (be == NULL || be->copy == NULL) return unsupported(fn, dst, err);
-    if ((rc = op_stream(ctx, NULL, dev, fn, &s, err)) != ENG_OK) return rc;
+    if (be == NULL || be->copy == NULL) return eng_ops_unsupported(fn, dst, err);
+    if ((rc = eng_ops_stream(ctx, NULL, dev, fn, &s, err)) != ENG_OK) return rc;
     kind = src->device == ENG_DEVICE_CPU   ? ENG_COPY_H2D
            : dst->device == ENG_DEVICE_CPU ? ENG_COPY_D2H
                                            : ENG_COPY_D2D;

@@ -1,6 +1,6 @@
 /* eng_rng.h: the engine's random numbers: Philox4x32-10 streams, identical on the CPU and CUDA.
  *
- *   eng_stream s = {ENG_DEVICE_CPU, NULL, pool};                 // pool may be NULL
+ *   eng_stream s = {ENG_DEVICE_CPU, NULL, pool, NULL, NULL};                 // pool may be NULL
  *   eng_cpu_fill_normal_f32(&s, latent, 4 * 64 * 64, seed, 0, &err);   // declared in eng_ops.h
  *   // through the op layer, any device: eng_op_fill_normal(ctx, NULL, &t, seed, 0, &err);
  *

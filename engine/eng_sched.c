@@ -129,6 +129,7 @@ static void remove_locked(eng_sched *s, const eng_job *j) {
 static void job_release_resources(eng_job *j) {
     eng_arena_destroy(j->arena);
     j->arena = NULL;
+    j->stream.arena = NULL;
     if (j->has_stream && j->backend != NULL && j->backend->stream_destroy != NULL) {
         j->backend->stream_destroy(j->backend->impl, &j->stream);
     }
@@ -429,6 +430,7 @@ int eng_sched_submit(eng_sched *s, eng_job **out, const eng_job_params *params, 
         }
         j->has_stream = 1;
     }
+    j->stream.arena = j->arena; /* op workspaces come from the job's scratch */
     lock_sched(s);
     if (s->njobs == s->capjobs) {
         const int64_t ncap = s->capjobs ? s->capjobs * 2 : 16;

@@ -111,6 +111,7 @@ size_t eng_tensor_nbytes(const eng_tensor *t) {
 
 int eng_tensor_is_contiguous(const eng_tensor *t) {
     int64_t expect = 1;
+    if (eng_tensor_numel(t) == 0) return 1; /* no element to lay out */
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->stride[i] != expect) return 0;
         expect *= t->shape[i];

@@ -293,7 +293,7 @@ static int test_philox_vs_cpu(void) {
     const uint64_t offsets[2] = {0, 7};
     const int64_t nmax = 1000003;
     float *d = NULL, *got = NULL, *want = NULL;
-    eng_stream cpu = {ENG_DEVICE_CPU, NULL, NULL};
+    eng_stream cpu = {ENG_DEVICE_CPU, NULL, NULL, NULL, NULL};
     int rc = gpu_open(&g);
     if (rc != 0) return rc;
     void *dv = NULL;
@@ -490,7 +490,7 @@ static int test_errors(void) {
     gpu g;
     eng_backend *other = NULL;
     eng_device_info info;
-    eng_stream cpu = {ENG_DEVICE_CPU, NULL, NULL};
+    eng_stream cpu = {ENG_DEVICE_CPU, NULL, NULL, NULL, NULL};
     void *d = NULL, *huge = NULL;
     float h[4] = {0};
     int count = 0;

@@ -498,6 +498,35 @@ static int test_arena_destroy(void) {
     return 0;
 }
 
+/* An op's workspace: mark, take, rewind; the next take reuses the bytes, also across chunks. */
+static int test_arena_mark_rewind(void) {
+    eng_err err;
+    eng_arena *ar = NULL;
+    void *keep, *w1, *w2, *big, *after;
+    eng_alloc *a = make_alloc(1 * MiB, 64 * KiB, 0, 256);
+    CHECK(a != NULL);
+    CHECK_OK(eng_arena_create(&ar, a, "step", &err), &err);
+    CHECK_OK(eng_arena_take(ar, &keep, 1000, &err), &err);
+    const uint64_t used = eng_arena_used(ar);
+    eng_arena_pos pos = eng_arena_mark(ar);
+    CHECK_OK(eng_arena_take(ar, &w1, 4000, &err), &err);
+    eng_arena_rewind(ar, pos);
+    CHECK_EQ_I64(eng_arena_used(ar), used);
+    CHECK_OK(eng_arena_take(ar, &w2, 4000, &err), &err);
+    CHECK(w1 == w2); /* the workspace's bytes were given back */
+    eng_arena_rewind(ar, pos);
+    /* A workspace that spills into a new chunk: rewinding returns to the first chunk. */
+    CHECK_OK(eng_arena_take(ar, &big, 200 * KiB, &err), &err);
+    CHECK(eng_arena_capacity(ar) > 64 * KiB);
+    eng_arena_rewind(ar, pos);
+    CHECK_OK(eng_arena_take(ar, &after, 4000, &err), &err);
+    CHECK(after == w1);
+    CHECK_EQ_I64(eng_arena_used(ar), used + 4096); /* rounded to the 256-byte alignment */
+    eng_arena_destroy(ar);
+    eng_alloc_destroy(a);
+    return 0;
+}
+
 typedef struct shadow {
     uintptr_t p;
     size_t n; /* rounded */
@@ -906,6 +935,7 @@ static const eng_test_case cases[] = {
     {"arena_same_addresses", test_arena_same_addresses},
     {"arena_merge", test_arena_merge},
     {"arena_destroy", test_arena_destroy},
+    {"arena_mark_rewind", test_arena_mark_rewind},
     {"stress", test_stress},
     {"bytes_parse", test_bytes_parse},
     {"bytes_format", test_bytes_format},

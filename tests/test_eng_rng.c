@@ -106,7 +106,7 @@ static int test_normal_matches_reference(void) {
         const int normal = strcmp(kind, "normal") == 0;
         float serial[32], par[32];
         if (start == 0) {
-            eng_stream s = {ENG_DEVICE_CPU, NULL, pool};
+            eng_stream s = {ENG_DEVICE_CPU, NULL, pool, NULL, NULL};
             if (normal) {
                 CHECK_OK(eng_cpu_fill_normal_f32(NULL, serial, count, seed, offset, &err), &err);
                 CHECK_OK(eng_cpu_fill_normal_f32(&s, par, count, seed, offset, &err), &err);
@@ -278,7 +278,8 @@ static int test_determinism(void) {
         goto done;
     }
     CHECK_EQ_I64(eng_pool_threads(pool), 2);
-    eng_stream ps = {ENG_DEVICE_CPU, NULL, pool}, nopool = {ENG_DEVICE_CPU, NULL, NULL};
+    eng_stream ps = {ENG_DEVICE_CPU, NULL, pool, NULL, NULL};
+    eng_stream nopool = {ENG_DEVICE_CPU, NULL, NULL, NULL, NULL};
     for (int normal = 0; normal < 2; normal++) {
         typedef int (*fill_fn)(eng_stream *, float *, int64_t, uint64_t, uint64_t, eng_err *);
         const fill_fn fill = normal ? eng_cpu_fill_normal_f32 : eng_cpu_fill_uniform_f32;
