@@ -80,6 +80,22 @@ int eng_ops_check_like(const char *fn,
     return eng_ops_check_contiguous(fn, x, xn, err);
 }
 
+int eng_ops_prepare(eng_ctx *ctx,
+                    eng_stream **s,
+                    const eng_tensor *y,
+                    const char *fn,
+                    const eng_op_table **ops,
+                    eng_err *err) {
+    int rc;
+    *ops = NULL;
+    if ((rc = eng_ops_stream(ctx, *s, y->device, fn, s, err)) != ENG_OK) return rc;
+    if (y->device == ENG_DEVICE_CPU) {
+        return y->dtype == ENG_DTYPE_F32 ? ENG_OK : eng_ops_unsupported(fn, y, err);
+    }
+    *ops = eng_ops_table(ctx, y->device);
+    return *ops != NULL ? ENG_OK : eng_ops_unsupported(fn, y, err);
+}
+
 int eng_ops_twin_dtype(const char *fn, eng_dtype dt, eng_err *err) {
     if (dt == ENG_DTYPE_F32) return ENG_OK;
     return eng_err_set(err, ENG_E_UNSUPPORTED, "%s: dtype %s (the CPU twins take f32 only)", fn,

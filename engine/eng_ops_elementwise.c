@@ -264,25 +264,6 @@ static void pad4(const eng_tensor *t, int64_t shape[4], int64_t stride[4]) {
     }
 }
 
-/* Resolves the stream; on the CPU checks the twins' dtype; elsewhere fetches the backend table
- * (*ops NULL on the CPU). */
-static int op_prepare(eng_ctx *ctx,
-                      eng_stream **s,
-                      const eng_tensor *y,
-                      const char *fn,
-                      const eng_op_table **ops,
-                      eng_err *err) {
-    int rc;
-    *ops = NULL;
-    if ((rc = eng_ops_stream(ctx, *s, y->device, fn, s, err)) != ENG_OK) return rc;
-    if (y->device == ENG_DEVICE_CPU) {
-        return y->dtype == ENG_DTYPE_F32 ? ENG_OK : eng_ops_unsupported(fn, y, err);
-    }
-    *ops = eng_ops_table(ctx, y->device);
-    if (*ops == NULL) return eng_ops_unsupported(fn, y, err);
-    return ENG_OK;
-}
-
 int eng_op_unary(eng_ctx *ctx,
                  eng_stream *s,
                  eng_tensor *y,
@@ -299,7 +280,7 @@ int eng_op_unary(eng_ctx *ctx,
         return eng_err_set(err, ENG_E_INVALID_ARG, "%s: activation %d out of range", fn, (int)act);
     }
     const eng_unary_args a = {y->dtype, y->data, x->data, eng_tensor_numel(y), act, alpha, beta};
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_unary(s, &a, err);
     if (ops->unary == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->unary(s, &a, err);
@@ -357,7 +338,7 @@ int eng_op_binary(eng_ctx *ctx,
     args.y = y->data;
     args.a = a->data;
     args.b = b->data;
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_binary(s, &args, err);
     if (ops->binary == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->binary(s, &args, err);
@@ -383,7 +364,7 @@ int eng_op_geglu(eng_ctx *ctx, eng_stream *s, eng_tensor *y, const eng_tensor *x
     for (int d = 0; d < y->ndim - 1; d++)
         rows *= y->shape[d];
     const eng_geglu_args a = {y->dtype, y->data, x->data, rows, y->shape[y->ndim - 1]};
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_geglu(s, &a, err);
     if (ops->geglu == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->geglu(s, &a, err);
@@ -406,7 +387,7 @@ static int strided_copy(eng_ctx *ctx,
     a.x = x->data;
     pad4(y, yshape, a.y_stride);
     pad4(x, a.shape, a.x_stride);
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_copy(s, &a, err);
     if (ops->copy == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->copy(s, &a, err);
@@ -482,7 +463,7 @@ int eng_op_upsample_nearest2x(
     if ((rc = eng_ops_check_contiguous(fn, x, "x", err)) != ENG_OK) return rc;
     const eng_upsample_args a = {y->dtype,    y->data,     x->data,    x->shape[0],
                                  x->shape[1], x->shape[2], x->shape[3]};
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_upsample(s, &a, err);
     if (ops->upsample == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->upsample(s, &a, err);
@@ -511,7 +492,7 @@ int eng_op_timestep_embedding(eng_ctx *ctx,
     if ((rc = eng_ops_check_contiguous(fn, t, "t", err)) != ENG_OK) return rc;
     const eng_temb_args a = {y->dtype,    y->data,         t->data,    y->shape[0],
                              y->shape[1], flip_sin_to_cos, freq_shift, max_period};
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_temb(s, &a, err);
     if (ops->temb == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->temb(s, &a, err);

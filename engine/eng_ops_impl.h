@@ -43,6 +43,14 @@ int eng_ops_check_like(const char *fn,
                        const char *yn,
                        const char *xn,
                        eng_err *err);
+/* Resolves the stream (as eng_ops_stream); on the CPU checks the twins' dtype (f32) and sets
+ * *ops NULL, elsewhere sets *ops to the backend's table (ENG_E_UNSUPPORTED without one). */
+int eng_ops_prepare(eng_ctx *ctx,
+                    eng_stream **s,
+                    const eng_tensor *y,
+                    const char *fn,
+                    const eng_op_table **ops,
+                    eng_err *err);
 /* CPU twins: f32 only; counts >= 0. */
 int eng_ops_twin_dtype(const char *fn, eng_dtype dt, eng_err *err);
 int eng_ops_twin_count(const char *fn, const char *what, int64_t v, eng_err *err);

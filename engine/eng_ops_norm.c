@@ -168,26 +168,6 @@ int eng_cpu_softmax(eng_stream *s, const eng_softmax_args *a, eng_err *err) {
 
 /* ---- tensor-level ops ------------------------------------------------------------------------ */
 
-/* Stream resolved; on the CPU the twins' dtype checked (*ops NULL), elsewhere the backend table. */
-static int op_prepare(eng_ctx *ctx,
-                      eng_stream **s,
-                      const eng_tensor *y,
-                      const char *fn,
-                      const eng_op_table **ops,
-                      eng_err *err) {
-    const eng_backend *b;
-    int rc;
-    *ops = NULL;
-    if ((rc = eng_ops_stream(ctx, *s, y->device, fn, s, err)) != ENG_OK) return rc;
-    if (y->device == ENG_DEVICE_CPU) {
-        return y->dtype == ENG_DTYPE_F32 ? ENG_OK : eng_ops_unsupported(fn, y, err);
-    }
-    b = eng_ctx_backend(ctx, y->device);
-    if (b == NULL) return eng_ops_unsupported(fn, y, err);
-    *ops = &b->ops;
-    return ENG_OK;
-}
-
 /* y like x (shape, dtype, device), both contiguous; x at least 1-D. */
 static int check_yx(const char *fn, const eng_tensor *y, const eng_tensor *x, eng_err *err) {
     char dx[96], dy[96];
@@ -279,7 +259,7 @@ int eng_op_groupnorm(eng_ctx *ctx,
                                   groups,
                                   eps,
                                   act};
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_groupnorm(s, &a, err);
     if (ops->groupnorm == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->groupnorm(s, &a, err);
@@ -310,7 +290,7 @@ int eng_op_layernorm(eng_ctx *ctx,
                                   rows,
                                   c,
                                   eps};
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_layernorm(s, &a, err);
     if (ops->layernorm == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->layernorm(s, &a, err);
@@ -325,7 +305,7 @@ int eng_op_softmax(
     const int64_t c = x->shape[x->ndim - 1];
     const int64_t rows = c > 0 ? eng_tensor_numel(x) / c : 0;
     const eng_softmax_args a = {y->dtype, y->data, x->data, rows, c, scale};
-    if ((rc = op_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
+    if ((rc = eng_ops_prepare(ctx, &s, y, fn, &ops, err)) != ENG_OK) return rc;
     if (ops == NULL) return eng_cpu_softmax(s, &a, err);
     if (ops->softmax == NULL) return eng_ops_unsupported(fn, y, err);
     return ops->softmax(s, &a, err);

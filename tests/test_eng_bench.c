@@ -8,17 +8,7 @@
 
 #include "eng.h"
 #include "eng_test.h"
-
-static eng_ctx *make_ctx(void) {
-    eng_ctx_params p;
-    eng_ctx *ctx = NULL;
-    eng_err err = {0};
-    eng_ctx_params_init(&p);
-    p.threads = 2;
-    p.threaded_scheduler = 0;
-    if (eng_ctx_create(&ctx, &p, &err) != ENG_OK) fprintf(stderr, "%s\n", err.msg);
-    return ctx;
-}
+#include "eng_test_ctx.h"
 
 static int close_to(double a, double b) {
     return fabs(a - b) <= 1e-9 * (fabs(b) > 1.0 ? fabs(b) : 1.0);
@@ -61,7 +51,7 @@ static int count_flush(void *user, eng_err *err) {
 }
 
 static int test_run(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_bench_params p;
     eng_bench_result r;
     eng_err err = {0};
@@ -153,7 +143,7 @@ static int test_gpu_peak(void) {
 }
 
 static int test_copy_bandwidth(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     double bw = -1.0;
     CHECK(ctx != NULL);

@@ -2,18 +2,7 @@
 #include "eng.h"
 #include "eng_philox_math.h"
 #include "eng_test.h"
-
-/* A context with a 2-thread pool, pumped by the caller (no dispatcher thread needed here). */
-static eng_ctx *make_ctx(void) {
-    eng_ctx_params p;
-    eng_ctx *ctx = NULL;
-    eng_err err = {0};
-    eng_ctx_params_init(&p);
-    p.threads = 2;
-    p.threaded_scheduler = 0;
-    if (eng_ctx_create(&ctx, &p, &err) != ENG_OK) fprintf(stderr, "%s\n", err.msg);
-    return ctx;
-}
+#include "eng_test_ctx.h"
 
 static void fill_random(float *x, int64_t n, uint64_t offset) {
     for (int64_t i = 0; i < n; i++) {
@@ -22,7 +11,7 @@ static void fill_random(float *x, int64_t n, uint64_t offset) {
 }
 
 static int test_add(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_alloc *a;
     eng_err err = {0};
     eng_tensor x, y, z, xh, yh, zh;
@@ -85,7 +74,7 @@ static void gemm_ref(int ta,
 }
 
 static int test_gemm(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     static const int64_t sizes[][3] = {{1, 1, 1}, {17, 33, 65}, {130, 7, 300}, {64, 64, 64}};
     CHECK(ctx != NULL);
@@ -139,7 +128,7 @@ static int test_gemm(void) {
 }
 
 static int test_gemm_errors(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     float buf[64] = {0};
     eng_tensor a, b, c;
@@ -158,7 +147,7 @@ static int test_gemm_errors(void) {
 }
 
 static int test_fill_dispatch(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     float buf[1000];
     eng_tensor t;
@@ -179,7 +168,7 @@ static int test_fill_dispatch(void) {
 }
 
 static int test_no_device(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     eng_tensor t;
     const int64_t shape[1] = {16};

@@ -13,23 +13,13 @@
 #include "eng.h"
 #include "eng_test.h"
 #include "eng_test_compare.h"
+#include "eng_test_ctx.h"
 
 /* f32 twin vs the f64 reference (conventions 2.7, f32: 1e-5). Scores are f32 sums of d products
  * and the online softmax rescales in f32: typical errors are ~1e-7 (|o| <= max |v| = 1); the
  * peaky cases (|scores| up to ~250) reach ~4e-6, hence atol 2e-5. A wrong mask or a missed
  * rescale is >= 1e-2. */
 static const double ATOL = 2e-5, RTOL = 1e-5, NMSE = 1e-9;
-
-static eng_ctx *make_ctx(int threads) {
-    eng_ctx_params p;
-    eng_ctx *ctx = NULL;
-    eng_err err = {0};
-    eng_ctx_params_init(&p);
-    p.threads = threads;
-    p.threaded_scheduler = 0;
-    if (eng_ctx_create(&ctx, &p, &err) != ENG_OK) fprintf(stderr, "%s\n", err.msg);
-    return ctx;
-}
 
 /* O (B, Lq, H, D) contiguous = softmax(scale Q K^T + mask) V in double, full score rows. Rows
  * with no visible key are 0 (the engine's definition). */
@@ -172,7 +162,7 @@ static int run_shape(eng_ctx *ctx, const shape *sh, uint64_t stream) {
 /* Non-causal shapes: lengths 1, 7, 77, 129, 300 (> one query tile of 64 and key tile of 128),
  * head dims 8, 40, 64, 80, one and three heads, Lq != Lk both ways. */
 static int test_vs_naive(void) {
-    eng_ctx *ctx = make_ctx(2);
+    eng_ctx *ctx = eng_test_ctx(2);
     const shape shapes[] = {
         {1, 1, 1, 1, 8, 0, 0, 1},      {1, 1, 1, 7, 40, 0, 0, 1},     {2, 3, 7, 77, 40, 0, 0, 1},
         {1, 3, 77, 7, 64, 0, 0, 1},    {1, 1, 129, 129, 80, 0, 0, 1}, {2, 1, 65, 300, 8, 0, 0, 1},
@@ -190,7 +180,7 @@ static int test_vs_naive(void) {
  * keys), Lq > Lk (the first Lq - Lk queries see nothing: their output must be exactly 0), and
  * tiles that straddle the diagonal. */
 static int test_causal(void) {
-    eng_ctx *ctx = make_ctx(2);
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     const shape shapes[] = {
         {1, 3, 77, 77, 64, 1, 0, 1},   {2, 1, 1, 1, 8, 1, 0, 1},     {1, 2, 7, 129, 40, 1, 0, 1},
@@ -229,7 +219,7 @@ static int test_causal(void) {
  * weight on one key, and keys whose scores rise along j move the running maximum in every key
  * tile, so a missing rescale of O or l shows at once. */
 static int test_online_rescale(void) {
-    eng_ctx *ctx = make_ctx(2);
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     const shape shapes[] = {
         {1, 2, 70, 333, 16, 0, 1.0f, 4},
@@ -272,7 +262,7 @@ static int test_online_rescale(void) {
  * (B, L, 3H, D); q also as a permuted (B, H, L, D) buffer; o written into the first H heads of
  * a wider (B, L, H + 2, D) buffer whose other heads must stay untouched. */
 static int test_strided_views(void) {
-    eng_ctx *ctx = make_ctx(2);
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_alloc *al;
     eng_err err = {0};
     enum { B = 2, L = 77, H = 3, D = 40 };
@@ -359,7 +349,7 @@ static int test_threads(void) {
         CHECK_OK(eng_tensor_init(&tv, v, ENG_DTYPE_F32, ENG_DEVICE_CPU, 4, ks, &err), &err);
         CHECK_OK(eng_tensor_init(&to, o[t], ENG_DTYPE_F32, ENG_DEVICE_CPU, 4, qs, &err), &err);
         if (t < 3) {
-            eng_ctx *ctx = make_ctx(t + 1);
+            eng_ctx *ctx = eng_test_ctx(t + 1);
             CHECK(ctx != NULL);
             eng_stream *s = eng_ctx_stream(ctx, ENG_DEVICE_CPU);
             CHECK(s != NULL);
@@ -383,7 +373,7 @@ static int test_threads(void) {
 
 /* Malformed calls: each a clear error naming what is wrong, and nothing written. */
 static int test_errors(void) {
-    eng_ctx *ctx = make_ctx(2);
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     enum { L = 5, H = 2, D = 8 };
     static float qb[2 * L * H * D], kb[2 * L * H * D], vb[2 * L * H * D], ob[2 * L * H * D];

@@ -12,20 +12,9 @@
 #include "eng_act_math.h"
 #include "eng_test.h"
 #include "eng_test_compare.h"
+#include "eng_test_ctx.h"
 
 enum { GUARD_BYTES = 64 };
-
-/* A context with a 2-thread pool: the twins split their work over it. */
-static eng_ctx *make_ctx(void) {
-    eng_ctx_params p;
-    eng_ctx *ctx = NULL;
-    eng_err err = {0};
-    eng_ctx_params_init(&p);
-    p.threads = 2;
-    p.threaded_scheduler = 0;
-    if (eng_ctx_create(&ctx, &p, &err) != ENG_OK) fprintf(stderr, "%s\n", err.msg);
-    return ctx;
-}
 
 /* A contiguous f32 CPU tensor on malloc'd memory followed by GUARD_BYTES of canary, filled with
  * Philox uniforms in [lo, hi) from `stream` (lo == hi: zeros). NULL when out of memory. */
@@ -81,7 +70,7 @@ static double act_ref(eng_act act, double x) {
 /* ---- unary ----------------------------------------------------------------------------------- */
 
 static int test_unary_acts(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     const int64_t sizes[3] = {1, 1001, 70001}; /* 70001: several pool pieces */
     CHECK(ctx != NULL);
@@ -119,7 +108,7 @@ static int test_unary_acts(void) {
 }
 
 static int test_unary_values(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     eng_tensor x, y;
     const int64_t shape[1] = {6};
@@ -186,7 +175,7 @@ static int check_binary(
 }
 
 static int test_binary_broadcast(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_tensor a, b, v;
     eng_err err = {0};
     CHECK(ctx != NULL);
@@ -251,7 +240,7 @@ static int test_binary_broadcast(void) {
 }
 
 static int test_binary_errors(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     eng_tensor a, b, y, yh, bh, yv;
     const int64_t s34[2] = {3, 4}, s5[1] = {5}, s4[1] = {4}, s44[2] = {4, 4};
@@ -327,7 +316,7 @@ static int test_binary_errors(void) {
 /* ---- GEGLU ----------------------------------------------------------------------------------- */
 
 static int test_geglu(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     static const int64_t shapes[3][3] = {{1, 1, 1}, {3, 7, 33}, {2, 257, 160}};
     CHECK(ctx != NULL);
@@ -369,7 +358,7 @@ static int test_geglu(void) {
 /* ---- copies: permute, slices, concat --------------------------------------------------------- */
 
 static int test_permute(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     eng_tensor x, v, y;
     const int64_t sx[4] = {2, 3, 4, 5};
@@ -429,7 +418,7 @@ static int test_permute(void) {
 }
 
 static int test_concat(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     const int64_t base[4] = {2, 3, 5, 7};
     CHECK(ctx != NULL);
@@ -498,7 +487,7 @@ static int test_concat(void) {
 /* ---- upsample -------------------------------------------------------------------------------- */
 
 static int test_upsample(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     static const int64_t shapes[3][4] = {{1, 1, 1, 1}, {2, 3, 5, 7}, {1, 16, 16, 320}};
     CHECK(ctx != NULL);
@@ -532,7 +521,7 @@ static int test_upsample(void) {
 /* ---- timestep embedding ---------------------------------------------------------------------- */
 
 static int test_temb(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     float tv[4] = {0.0f, 1.5f, 261.0f, 999.0f};
     static const int64_t dims[3] = {320, 7, 2};
@@ -609,7 +598,7 @@ static int test_temb(void) {
 /* ---- malformed calls of the unary family ----------------------------------------------------- */
 
 static int test_unary_errors(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     eng_tensor x, y;
     const int64_t s[2] = {3, 5}, s2[2] = {5, 3};

@@ -13,20 +13,9 @@
 #include "eng.h"
 #include "eng_test.h"
 #include "eng_test_compare.h"
+#include "eng_test_ctx.h"
 
 enum { GUARD = 16 }; /* canary floats after each output */
-
-/* A context with a 2-thread pool (so the pool split is exercised), pumped by the caller. */
-static eng_ctx *make_ctx(void) {
-    eng_ctx_params p;
-    eng_ctx *ctx = NULL;
-    eng_err err = {0};
-    eng_ctx_params_init(&p);
-    p.threads = 2;
-    p.threaded_scheduler = 0;
-    if (eng_ctx_create(&ctx, &p, &err) != ENG_OK) fprintf(stderr, "%s\n", err.msg);
-    return ctx;
-}
 
 /* n floats uniform in [-1, 1) from Philox stream `stream`, plus GUARD canary floats. */
 static float *rand_buf(int64_t n, uint64_t stream) {
@@ -155,7 +144,7 @@ static int run_gemm(eng_stream *s,
 /* ---- GEMM cases ------------------------------------------------------------------------------ */
 
 static int test_gemm_shapes(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_stream serial = {ENG_DEVICE_CPU, NULL, NULL, NULL, NULL};
     /* m, n, k: ones, odd sizes, k = 0, more rows than pieces, a short wide C (column split). */
     static const int64_t sizes[][3] = {{1, 1, 1},    {17, 33, 65}, {130, 7, 300}, {67, 129, 31},
@@ -201,7 +190,7 @@ static int test_gemm_shapes(void) {
 }
 
 static int test_gemm_batched(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     CHECK(ctx != NULL);
     eng_stream *s = eng_ctx_stream(ctx, ENG_DEVICE_CPU);
     for (int bcast = 0; bcast < 3; bcast++) {
@@ -219,7 +208,7 @@ static int test_gemm_batched(void) {
 }
 
 static int test_gemm_epilogue(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     CHECK(ctx != NULL);
     eng_stream *s = eng_ctx_stream(ctx, ENG_DEVICE_CPU);
     for (int act = 0; act < ENG_ACT_COUNT; act++) {
@@ -265,7 +254,7 @@ static void linear_ref(float *y,
 }
 
 static int test_linear(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     eng_tensor xb, x, w, bias, yb, y;
     const int64_t B = 2, L = 37, K = 96, N = 75, XP = 100, YP = 80; /* rows padded to XP, YP */
@@ -342,7 +331,7 @@ static void matmul_ref(float *c,
 }
 
 static int test_matmul(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     const int64_t B = 3, M = 20, N = 25, K = 30, P = 4; /* P: row padding of every operand */
     CHECK(ctx != NULL);
@@ -399,7 +388,7 @@ static int test_matmul(void) {
 }
 
 static int test_gemm_errors(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     float buf[4096] = {0};
     eng_tensor x, w, w_bad, bias, y, xh, a3, b3, c3, a4, yv, xperm;
@@ -585,7 +574,7 @@ static int run_conv(eng_ctx *ctx,
 }
 
 static int test_conv_pointwise(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     CHECK(ctx != NULL);
     /* 1x1 stride 1 pad 0 is a GEMM on x as it is: no workspace, so a stream without an arena
      * works too */
@@ -614,7 +603,7 @@ static int test_conv_pointwise(void) {
 }
 
 static int test_conv_k3(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_stream serial = {ENG_DEVICE_CPU, NULL, NULL, NULL, NULL};
     CHECK(ctx != NULL);
     serial.arena = eng_ctx_stream(ctx, ENG_DEVICE_CPU)->arena;
@@ -635,7 +624,7 @@ static int test_conv_k3(void) {
 }
 
 static int test_conv_stride2(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     CHECK(ctx != NULL);
     for (int64_t pad = 0; pad < 2; pad++) {
         if (run_conv(ctx, NULL, 2, 9, 8, 5, 7, 3, 2, pad, 1) != 0) return 1;   /* odd / even */
@@ -647,7 +636,7 @@ static int test_conv_stride2(void) {
 }
 
 static int test_conv_tiles(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     CHECK(ctx != NULL);
     /* kh*kw*c = 2700: tiles of a few hundred pixels, so 2 x 30 x 30 output pixels make several
      * tiles, and tiles straddle the two images */
@@ -659,7 +648,7 @@ static int test_conv_tiles(void) {
 }
 
 static int test_conv_errors(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     static float buf[8192];
     eng_tensor x, w, y, yb, wh, bias, wbig, xs;

@@ -20,6 +20,7 @@
 
 #include "eng.h"
 #include "eng_test.h"
+#include "eng_test_ctx.h"
 
 #define GOLDEN_FILE ENG_TEST_SOURCE_DIR "/golden/ops_torch.txt"
 #define MAX_PARAMS  8
@@ -271,18 +272,6 @@ static int parse_act(const char *name, eng_act *out) {
 }
 
 /* ---- running a case ----------------------------------------------------------------------- */
-/* A context with a 2-thread pool, pumped by the caller (no dispatcher thread needed here). */
-static eng_ctx *make_ctx(void) {
-    eng_ctx_params p;
-    eng_ctx *ctx = NULL;
-    eng_err err = {0};
-    eng_ctx_params_init(&p);
-    p.threads = 2;
-    p.threaded_scheduler = 0;
-    if (eng_ctx_create(&ctx, &p, &err) != ENG_OK) fprintf(stderr, "%s\n", err.msg);
-    return ctx;
-}
-
 /* Makes input i: the engine's Philox uniform stream, mapped to [lo, hi) in f32 (the script
  * checks that this mapping is exact, so both sides hold the same bits). */
 static int
@@ -453,7 +442,7 @@ static int run_case(const char *name) {
     memset(in, 0, sizeof in);
     memset(&c, 0, sizeof c);
     if (text == NULL || !load_case(text, name, &c)) goto done;
-    if ((ctx = make_ctx()) == NULL) goto done;
+    if ((ctx = eng_test_ctx(2)) == NULL) goto done;
     al = eng_ctx_alloc(ctx, ENG_DEVICE_CPU);
     for (; made < c.ninputs; made++) {
         if ((rc = make_input(ctx, al, &c.in[made], &in[made], &err)) != ENG_OK) {

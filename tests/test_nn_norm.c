@@ -11,19 +11,9 @@
 #include "eng.h"
 #include "eng_test.h"
 #include "eng_test_compare.h"
+#include "eng_test_ctx.h"
 
 enum { GUARD_BYTES = 64 };
-
-static eng_ctx *make_ctx(void) {
-    eng_ctx_params p;
-    eng_ctx *ctx = NULL;
-    eng_err err = {0};
-    eng_ctx_params_init(&p);
-    p.threads = 2;
-    p.threaded_scheduler = 0;
-    if (eng_ctx_create(&ctx, &p, &err) != ENG_OK) fprintf(stderr, "%s\n", err.msg);
-    return ctx;
-}
 
 /* A contiguous f32 CPU tensor on malloc'd memory + GUARD_BYTES of canary, filled with Philox
  * uniforms in [lo, hi) from `stream` (lo == hi: zeros). */
@@ -145,7 +135,7 @@ static int run_groupnorm_case(eng_ctx *ctx, const gn_case *k) {
 }
 
 static int test_groupnorm_g32(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     static const gn_case cases[] = {
         {4, {2, 8, 8, 64}, 32, 0, 1, -2.0f, 2.0f},    /* SD-like, 2 channels per group */
         {4, {2, 16, 16, 320}, 32, 1, 1, -3.0f, 1.0f}, /* SD's first level, 10 per group */
@@ -161,7 +151,7 @@ static int test_groupnorm_g32(void) {
 }
 
 static int test_groupnorm_g1_odd(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     static const gn_case cases[] = {
         {4, {2, 7, 9, 13}, 1, 0, 1, -1.0f, 1.0f},     /* one group: LayerNorm over H, W, C */
         {4, {2, 7, 9, 13}, 1, 1, 1, -1.0f, 1.0f},     /* + SiLU */
@@ -178,7 +168,7 @@ static int test_groupnorm_g1_odd(void) {
 }
 
 static int test_groupnorm_errors(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     eng_tensor x, y, g, xs;
     const int64_t sx[4] = {1, 4, 4, 30}, sg[1] = {20}, sbad[3] = {1, 16, 30};
@@ -266,7 +256,7 @@ static int test_groupnorm_errors(void) {
 /* ---- LayerNorm ------------------------------------------------------------------------------- */
 
 static int test_layernorm(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     static const int64_t shapes[4][3] = {{1, 1, 1}, {1, 7, 33}, {2, 77, 768}, {3, 5, 1000}};
     CHECK(ctx != NULL);
@@ -334,7 +324,7 @@ static int test_layernorm(void) {
 /* ---- softmax --------------------------------------------------------------------------------- */
 
 static int test_softmax(void) {
-    eng_ctx *ctx = make_ctx();
+    eng_ctx *ctx = eng_test_ctx(2);
     eng_err err = {0};
     static const int64_t shapes[4][2] = {{1, 1}, {5, 77}, {3, 1001}, {4096, 40}};
     CHECK(ctx != NULL);
