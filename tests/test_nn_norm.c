@@ -13,36 +13,6 @@
 #include "eng_test_compare.h"
 #include "eng_test_ctx.h"
 
-enum { GUARD_BYTES = 64 };
-
-/* A contiguous f32 CPU tensor on malloc'd memory + GUARD_BYTES of canary, filled with Philox
- * uniforms in [lo, hi) from `stream` (lo == hi: zeros). */
-static float *
-mk(eng_tensor *t, int ndim, const int64_t *shape, uint64_t stream, float lo, float hi) {
-    eng_err err = {0};
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++)
-        n *= shape[d];
-    float *p = malloc((size_t)n * sizeof(float) + GUARD_BYTES);
-    if (p == NULL) return NULL;
-    if (lo == hi) {
-        memset(p, 0, (size_t)n * sizeof(float));
-    } else {
-        eng_test_fill(p, n, stream, lo, hi);
-    }
-    eng_test_canary_set(p + n, GUARD_BYTES);
-    if (eng_tensor_init(t, p, ENG_DTYPE_F32, ENG_DEVICE_CPU, ndim, shape, &err) != ENG_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
-static int guard_ok(const eng_tensor *t) {
-    return eng_test_canary_ok((const float *)t->data + eng_tensor_numel(t), GUARD_BYTES);
-}
-
 /* ---- GroupNorm ------------------------------------------------------------------------------- */
 
 /* torch.nn.GroupNorm on NHWC data in double: x (n, hw, c). */
@@ -96,9 +66,10 @@ static int run_groupnorm_case(eng_ctx *ctx, const gn_case *k) {
     const int64_t c = k->shape[k->ndim - 1];
     const int64_t hw = k->ndim == 4 ? k->shape[1] * k->shape[2] : k->shape[1];
     const int64_t sc[1] = {c};
-    float *xp = mk(&x, k->ndim, k->shape, 1, k->lo, k->hi);
-    float *yp = mk(&y, k->ndim, k->shape, 0, 0.0f, 0.0f);
-    float *gp = mk(&gamma, 1, sc, 2, 0.5f, 1.5f), *bp = mk(&beta, 1, sc, 3, -0.5f, 0.5f);
+    float *xp = eng_test_tensor_f32(&x, k->ndim, k->shape, 1, k->lo, k->hi);
+    float *yp = eng_test_tensor_f32(&y, k->ndim, k->shape, 0, 0.0f, 0.0f);
+    float *gp = eng_test_tensor_f32(&gamma, 1, sc, 2, 0.5f, 1.5f),
+          *bp = eng_test_tensor_f32(&beta, 1, sc, 3, -0.5f, 0.5f);
     const int64_t n = eng_tensor_numel(&x);
     float *want = malloc((size_t)n * sizeof(float));
     CHECK(xp != NULL && yp != NULL && gp != NULL && bp != NULL && want != NULL);
@@ -113,7 +84,7 @@ static int run_groupnorm_case(eng_ctx *ctx, const gn_case *k) {
              (long long)k->shape[0], (long long)hw, (long long)c, (long long)k->groups, k->silu,
              k->affine);
     CHECK(eng_test_allclose(what, yp, want, n, 1e-5, 1e-5));
-    CHECK(guard_ok(&y));
+    CHECK(eng_test_guard_ok(&y));
     /* without the affine part each group comes out with mean 0 and variance ~1 */
     if (!k->affine && !k->silu && hw * (c / k->groups) > 1) {
         double s = 0, s2 = 0;
@@ -174,9 +145,9 @@ static int test_groupnorm_errors(void) {
     const int64_t sx[4] = {1, 4, 4, 30}, sg[1] = {20}, sbad[3] = {1, 16, 30};
     float *xp = NULL, *yp = NULL, *gp = NULL;
     CHECK(ctx != NULL);
-    xp = mk(&x, 4, sx, 1, -1.0f, 1.0f);
-    yp = mk(&y, 4, sx, 0, 0.0f, 0.0f);
-    gp = mk(&g, 1, sg, 2, -1.0f, 1.0f);
+    xp = eng_test_tensor_f32(&x, 4, sx, 1, -1.0f, 1.0f);
+    yp = eng_test_tensor_f32(&y, 4, sx, 0, 0.0f, 0.0f);
+    gp = eng_test_tensor_f32(&g, 1, sg, 2, -1.0f, 1.0f);
     CHECK(xp != NULL && yp != NULL && gp != NULL);
     /* C not divisible by the groups */
     CHECK(eng_op_groupnorm(ctx, NULL, &y, &x, NULL, NULL, 32, 1e-5f, ENG_ACT_NONE, &err) ==
@@ -266,9 +237,10 @@ static int test_layernorm(void) {
             const int64_t c = shapes[si][2], rows = shapes[si][0] * shapes[si][1];
             const int64_t sc[1] = {c};
             const float off = si == 3 ? 500.0f : 0.0f; /* a large mean in the last shape */
-            float *xp = mk(&x, 3, shapes[si], 1, off - 2.0f, off + 2.0f);
-            float *yp = mk(&y, 3, shapes[si], 0, 0.0f, 0.0f);
-            float *gp = mk(&g, 1, sc, 2, 0.5f, 1.5f), *bp = mk(&b, 1, sc, 3, -1.0f, 1.0f);
+            float *xp = eng_test_tensor_f32(&x, 3, shapes[si], 1, off - 2.0f, off + 2.0f);
+            float *yp = eng_test_tensor_f32(&y, 3, shapes[si], 0, 0.0f, 0.0f);
+            float *gp = eng_test_tensor_f32(&g, 1, sc, 2, 0.5f, 1.5f),
+                  *bp = eng_test_tensor_f32(&b, 1, sc, 3, -1.0f, 1.0f);
             float *want = malloc((size_t)(rows * c) * sizeof(float));
             CHECK(xp && yp && gp && bp && want);
             for (int64_t r = 0; r < rows; r++) {
@@ -289,7 +261,7 @@ static int test_layernorm(void) {
                                       1e-5f, &err),
                      &err);
             CHECK(eng_test_allclose("layernorm", yp, want, rows * c, 1e-5, 1e-5));
-            CHECK(guard_ok(&y));
+            CHECK(eng_test_guard_ok(&y));
             free(xp);
             free(yp);
             free(gp);
@@ -300,8 +272,9 @@ static int test_layernorm(void) {
     { /* malformed: beta of the wrong dtype; y of another shape; x not contiguous */
         eng_tensor x, y, b, xt;
         const int64_t sx[2] = {4, 6}, sb[1] = {6}, sy[2] = {6, 4};
-        float *xp = mk(&x, 2, sx, 1, -1.0f, 1.0f), *yp = mk(&y, 2, sx, 0, 0.0f, 0.0f);
-        float *bp = mk(&b, 1, sb, 2, -1.0f, 1.0f);
+        float *xp = eng_test_tensor_f32(&x, 2, sx, 1, -1.0f, 1.0f),
+              *yp = eng_test_tensor_f32(&y, 2, sx, 0, 0.0f, 0.0f);
+        float *bp = eng_test_tensor_f32(&b, 1, sb, 2, -1.0f, 1.0f);
         CHECK(xp && yp && bp);
         b.dtype = ENG_DTYPE_BF16;
         CHECK(eng_op_layernorm(ctx, NULL, &y, &x, NULL, &b, 1e-5f, &err) == ENG_E_INVALID_ARG);
@@ -332,8 +305,8 @@ static int test_softmax(void) {
         eng_tensor x, y;
         const int64_t rows = shapes[si][0], c = shapes[si][1];
         const float scale = si == 1 ? 1.0f : 0.125f;
-        float *xp = mk(&x, 2, shapes[si], 1, -40.0f, 40.0f);
-        float *yp = mk(&y, 2, shapes[si], 0, 0.0f, 0.0f);
+        float *xp = eng_test_tensor_f32(&x, 2, shapes[si], 1, -40.0f, 40.0f);
+        float *yp = eng_test_tensor_f32(&y, 2, shapes[si], 0, 0.0f, 0.0f);
         float *want = malloc((size_t)(rows * c) * sizeof(float));
         CHECK(xp && yp && want);
         if (si == 1) { /* a causal-style mask: -inf above the diagonal */
@@ -352,7 +325,7 @@ static int test_softmax(void) {
         }
         CHECK_OK(eng_op_softmax(ctx, NULL, &y, &x, scale, &err), &err);
         CHECK(eng_test_allclose("softmax", yp, want, rows * c, 1e-6, 1e-5));
-        CHECK(guard_ok(&y));
+        CHECK(eng_test_guard_ok(&y));
         for (int64_t r = 0; r < rows; r++) { /* each row sums to 1; masked entries are 0 */
             double s = 0;
             for (int64_t j = 0; j < c; j++)
