@@ -279,6 +279,32 @@ static int png_header_dims(const uint8_t *d, size_t n, uint32_t *w, uint32_t *h)
     return 1;
 }
 
+/* stb_image's PNG reader grows its IDAT buffer to a chunk's declared length before reading the
+ * chunk, so a 70-byte file could make it allocate 2 GiB: every chunk must fit in the bytes that
+ * are there. Returns 1 when they do, else 0 with the offending chunk's type, length and the bytes
+ * left. A buffer that ends inside a chunk header is left to the decoder (it fails cleanly). */
+static int png_chunks_fit(const uint8_t *d, size_t n, char type[5], uint32_t *len, size_t *left) {
+    size_t off = 8;
+    while (off + 8 <= n) {
+        const uint32_t l = ((uint32_t)d[off] << 24) | ((uint32_t)d[off + 1] << 16) |
+                           ((uint32_t)d[off + 2] << 8) | d[off + 3];
+        const size_t rest = n - off - 8;
+        if ((uint64_t)l + 4 > rest) {
+            for (int i = 0; i < 4; i++) {
+                const uint8_t c = d[off + 4 + i];
+                type[i] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? (char)c : '?';
+            }
+            type[4] = '\0';
+            *len = l;
+            *left = rest;
+            return 0;
+        }
+        if (memcmp(d + off + 4, "IEND", 4) == 0) break;
+        off += 12 + (size_t)l;
+    }
+    return 1;
+}
+
 static const char *stb_reason(void) {
     const char *r = stbi_failure_reason();
     return r != NULL ? r : "unknown error";
@@ -317,6 +343,17 @@ static int probe_memory(int64_t *w,
                            size, ENG_IMAGE_MAX_FILE_BYTES);
     }
     if (!sniff_png_or_jpeg(data, size)) return not_png_or_jpeg(fn, name, data, size, err);
+    {
+        char type[5];
+        uint32_t clen = 0;
+        size_t left = 0;
+        if (data[0] == 0x89 && !png_chunks_fit(data, size, type, &clen, &left)) {
+            return eng_err_set(err, ENG_E_FORMAT,
+                               "%s: %s: PNG chunk \"%s\" claims %" PRIu32
+                               " bytes but %zu remain (truncated or corrupt file)",
+                               fn, name, type, clen, left);
+        }
+    }
     if (png_header_dims(data, size, &pw, &ph) &&
         (pw > ENG_IMAGE_MAX_DIM || ph > ENG_IMAGE_MAX_DIM || pw == 0 || ph == 0)) {
         return eng_err_set(err, ENG_E_FORMAT,

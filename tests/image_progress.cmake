@@ -5,7 +5,7 @@ eng_test_exe(test_eng_image test_eng_image.c)
 target_link_libraries(test_eng_image PRIVATE PkgConfig::STB ZLIB::ZLIB)
 eng_test_cases(test_eng_image eng.image cpu
   png_roundtrip force_channels text_roundtrip text_chunk_kinds text_bomb jpeg_read real_png
-  real_jpeg missing_file truncated_png garbage other_formats too_large bad_channels write_errors)
+  real_jpeg missing_file truncated_png garbage other_formats chunk_past_end too_large bad_channels write_errors)
 
 eng_test_exe(test_eng_progress test_eng_progress.c)
 eng_test_cases(test_eng_progress eng.progress cpu

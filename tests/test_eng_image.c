@@ -535,7 +535,7 @@ static int test_truncated_png(void) {
     CHECK(write_bytes(path, png, png_n / 2) == 0);
     CHECK_EQ_I64(eng_image_read(&img, path, 0, &err), ENG_E_FORMAT);
     CHECK_CONTAINS(err.msg, path);
-    CHECK_CONTAINS(err.msg, "stb_image");
+    CHECK_CONTAINS(err.msg, "truncated or corrupt file");
     CHECK(img.data == NULL);
     CHECK_EQ_I64(eng_image_png_text_read(&t, &n, path, &err), ENG_E_FORMAT);
     CHECK_CONTAINS(err.msg, path);
@@ -567,6 +567,24 @@ static int test_other_formats(void) {
     CHECK_CONTAINS(err.msg, "not a PNG or JPEG file (starts with e0 50 36 34)");
     CHECK_EQ_I64(eng_image_read_memory(&img, bmp, sizeof bmp, 0, &err), ENG_E_FORMAT);
     CHECK_CONTAINS(err.msg, "not a PNG or JPEG file (starts with 42 4d 3a 00)");
+    CHECK(img.data == NULL);
+    return 0;
+}
+
+/* A PNG whose chunk claims more bytes than the file has is refused before stb_image sees it:
+ * this input (found by the CI fuzz run) made stb_image ask for 2 GiB. */
+static int test_chunk_past_end(void) {
+    static const uint8_t png[] = {
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+        0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3a,
+        0x7e, 0x9b, 0x55, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x08, 0x99, 0x63, 0xf0,
+        0x07, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x01, 0x00, 0x6f, 0x75, 0x74, 0x73, 0x0a, 0x49,
+        0x44, 0x41, 0x54, 0x08, 0x99, 0x63, 0xf0, 0x07, 0x00, 0x00, 0x41, 0x54};
+    eng_err err = {0};
+    eng_image img = {0};
+    CHECK_EQ_I64(eng_image_read_memory(&img, png, sizeof png, 0, &err), ENG_E_FORMAT);
+    CHECK_CONTAINS(err.msg, "bytes but");
+    CHECK_CONTAINS(err.msg, "remain (truncated or corrupt file)");
     CHECK(img.data == NULL);
     return 0;
 }
@@ -789,6 +807,7 @@ static const eng_test_case cases[] = {
     {"truncated_png", test_truncated_png},
     {"garbage", test_garbage},
     {"other_formats", test_other_formats},
+    {"chunk_past_end", test_chunk_past_end},
     {"too_large", test_too_large},
     {"bad_channels", test_bad_channels},
     {"write_errors", test_write_errors},
