@@ -1,12 +1,16 @@
 /* sd.h: the Stable Diffusion pipeline (text encoders, UNet, VAE, samplers, txt2img/img2img) and
  * the `gen` command. Prefix sd_.
  *
- * This module is being built in stages (see the README's roadmap): for now it holds the `gen`
- * front end (gen/main.c: --version, --help); the pipeline arrives with the SD issue and builds
- * on the engine (eng.h), the tokenizer (tok.h) and the checkpoint readers (wt.h). */
+ * Built in stages (see the README's roadmap). So far: the CLIP text encoder (sd_clip.h) and the
+ * VAE decoder (sd_vae.h), both CPU f32 and matching transformers/diffusers on tiny checkpoints;
+ * the UNet, samplers and the txt2img/img2img pipeline come next. The `gen` front end lives in
+ * gen_*.c. Builds on the engine (eng.h), the tokenizer (tok.h) and the checkpoint readers
+ * (wt.h). */
 #ifndef SD_H
 #define SD_H
 
 #include "eng.h"
+#include "sd_clip.h"
+#include "sd_vae.h"
 
 #endif /* SD_H */

@@ -25,6 +25,6 @@ file(GLOB ENG_PUBLIC_HEADERS ${CMAKE_SOURCE_DIR}/engine/*.h ${CMAKE_SOURCE_DIR}/
      ${CMAKE_SOURCE_DIR}/diffusion/*.h ${CMAKE_SOURCE_DIR}/nerf/*.h)
 add_test(NAME eng.headers.standalone
   COMMAND ${CMAKE_COMMAND} "-DHEADERS=${ENG_PUBLIC_HEADERS}" -DCC=${CMAKE_C_COMPILER}
-          "-DINCLUDES=${CMAKE_SOURCE_DIR}/engine;${CMAKE_BINARY_DIR}/engine;${CMAKE_SOURCE_DIR}/cuda"
+          "-DINCLUDES=${CMAKE_SOURCE_DIR}/engine;${CMAKE_BINARY_DIR}/engine;${CMAKE_SOURCE_DIR}/cuda;${CMAKE_SOURCE_DIR}/weights;${CMAKE_SOURCE_DIR}/tokenizer;${CMAKE_SOURCE_DIR}/diffusion"
           -P ${CMAKE_CURRENT_SOURCE_DIR}/scripts/headers_standalone.cmake)
 set_tests_properties(eng.headers.standalone PROPERTIES LABELS cpu TIMEOUT 300)
