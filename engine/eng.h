@@ -36,6 +36,7 @@
 #include "eng_ctx.h"
 #include "eng_dtype.h"
 #include "eng_err.h"
+#include "eng_hash.h"
 #include "eng_image.h"
 #include "eng_ops.h"
 #include "eng_progress.h"
