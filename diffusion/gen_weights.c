@@ -16,12 +16,14 @@ static const char info_usage[] =
     "  architecture read off the tensors. Pickle checkpoints (.ckpt) are refused.\n";
 
 static const char make_usage[] =
-    "usage: gen make-checkpoint --arch sd15|sd21|tiny --format ldm|diffusers\n"
+    "usage: gen make-checkpoint --arch sd15|sd21|tiny|tiny-sd2 --format ldm|diffusers\n"
     "                           --dtype f16|f32|bf16 [--seed N] [--vocab PATH] -o PATH\n"
     "  Writes a checkpoint of the real architecture with random weights (Philox, N(0, 0.02)\n"
     "  weights, unit norms, zero biases) in exactly the real format: ldm one .safetensors file,\n"
     "  diffusers a folder with configs, the tokenizer files (from --vocab's folder, else the\n"
     "  default CLIP vocabulary's; skipped with a warning when absent) and the weights.\n"
+    "  tiny and tiny-sd2 are test sizes of the SD 1.x and SD 2.x families (tiny-sd2: linear\n"
+    "  proj_in/out, OpenCLIP text with GELU, v_prediction).\n"
     "  sd15 in f16 is about 2 GB and needs as much memory while it is written.\n";
 
 static void print_ints(const char *label, const int *v, int n) {

@@ -38,7 +38,7 @@
  * text encoder) and heads of width 64 in SD 2.x (OpenCLIP); the text encoder has heads of width 64
  * (CLIP-L 12, OpenCLIP-H 16). A diffusers config.json (attention_head_dim, num_attention_heads)
  * overrides the rules, and so do the ldm file metadata keys
- * "wt.unet_heads" and "wt.text_heads" (written by wt_make_checkpoint for the tiny preset only).
+ * "wt.unet_heads" and "wt.text_heads" (written by wt_make_checkpoint for the tiny presets only).
  * The prediction type is not in ldm files (default "epsilon"); diffusers folders give it in
  * scheduler/scheduler_config.json.
  *
@@ -118,10 +118,13 @@ typedef struct wt_sd_config {
     char prediction_type[24]; /* "epsilon" (default), "v_prediction" */
 } wt_sd_config;
 
-/* The presets: "sd15", "sd21" (full size) and "tiny" (for tests; expressible as diffusers
+/* The presets: "sd15", "sd21" (full size), "tiny" (for tests; expressible as diffusers
  * config.json: UNet block_out (32, 64), attention on level 0, 1 layer per block, 2 heads, cross
  * dim 32, conv proj; VAE (32, 64), 1 layer per block, 4 latent channels; CLIP text hidden 32,
- * 2 layers, 2 heads, MLP 64, vocab 49408, 77 positions). Errors: ENG_E_INVALID_ARG. */
+ * 2 layers, 2 heads, MLP 64, vocab 49408, 77 positions) and "tiny-sd2" (the same sizes in the
+ * SD 2.x family: linear proj_in/out, OpenCLIP text with GELU, 3 resblocks in ldm files of which
+ * the pipeline runs 2, text_projection 32 x 32, "v_prediction"; still 2 heads everywhere, which
+ * ldm files record in their metadata). Errors: ENG_E_INVALID_ARG. */
 int wt_sd_config_preset(wt_sd_config *cfg, const char *name, eng_err *err);
 
 /* ---- plans: every tensor of an architecture in one format ------------------------------------ */

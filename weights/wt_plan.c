@@ -56,12 +56,13 @@ int wt_sd_config_preset(wt_sd_config *cfg, const char *name, eng_err *err) {
     wt_vae_config *v = &cfg->vae;
     wt_text_config *t = &cfg->text;
     if (name == NULL) name = "(null)";
-    const int tiny = strcmp(name, "tiny") == 0;
-    const int sd2 = strcmp(name, "sd21") == 0;
+    const int tiny_sd2 = strcmp(name, "tiny-sd2") == 0;
+    const int tiny = tiny_sd2 || strcmp(name, "tiny") == 0;
+    const int sd2 = tiny_sd2 || strcmp(name, "sd21") == 0;
     if (!tiny && !sd2 && strcmp(name, "sd15") != 0)
         return eng_err_set(err, ENG_E_INVALID_ARG,
                            "wt_sd_config_preset: unknown architecture \"%s\" (known: sd15, sd21, "
-                           "tiny)",
+                           "tiny, tiny-sd2)",
                            name);
     cfg->family = sd2 ? WT_FAMILY_SD2 : WT_FAMILY_SD1;
     snprintf(cfg->prediction_type, sizeof cfg->prediction_type, "%s",
@@ -85,6 +86,19 @@ int wt_sd_config_preset(wt_sd_config *cfg, const char *name, eng_err *err) {
         t->kind = WT_TEXT_CLIP;
         t->hidden = 32, t->layers = t->file_layers = 2, t->heads = 2, t->intermediate = 64;
         t->quick_gelu = 1;
+        if (tiny_sd2) {
+            /* the SD 2.x family at tiny sizes: linear proj_in/out, cross dim = text hidden,
+             * OpenCLIP text (GELU, one more resblock in ldm files than the pipeline runs, a
+             * text_projection of hidden x hidden). The heads stay 2 (not the width / 64 rule,
+             * which gives 1 here) so that the head split is exercised; ldm files carry them in
+             * the wt.*_heads metadata, diffusers folders in config.json. */
+            u->linear_proj = 1;
+            u->context_dim = t->hidden;
+            t->kind = WT_TEXT_OPENCLIP;
+            t->file_layers = t->layers + 1;
+            t->proj_dim = t->hidden;
+            t->quick_gelu = 0;
+        }
     } else {
         static const int unet_w[4] = {320, 640, 1280, 1280}, vae_w[4] = {128, 256, 512, 512};
         u->n_levels = v->n_levels = 4;
