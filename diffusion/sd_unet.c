@@ -2,8 +2,8 @@
  * Reference: diffusers models/unets/unet_2d_condition.py (forward: time embedding, skip
  * bookkeeping), unets/unet_2d_blocks.py (CrossAttnDownBlock2D, DownBlock2D,
  * UNetMidBlock2DCrossAttn, UpBlock2D, CrossAttnUpBlock2D), resnet.py (ResnetBlock2D,
- * Downsample2D, Upsample2D), transformers/transformer_2d.py, attention.py
- * (BasicTransformerBlock, GEGLU feed-forward). */
+ * Downsample2D, Upsample2D: sd_block.h, shared with the VAE), transformers/transformer_2d.py,
+ * attention.py (BasicTransformerBlock, GEGLU feed-forward). */
 #include "sd_unet.h"
 
 #include <math.h>
@@ -12,20 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sd_block.h"
 #include "wt.h"
 
 #define RES_EPS 1e-5f /* resnets and conv_norm_out (config norm_eps) */
 #define TR_EPS  1e-6f /* the transformer's GroupNorm */
 #define LN_EPS  1e-5f /* the transformer block's LayerNorms */
-
-/* ResnetBlock2D with the time embedding projection. */
-typedef struct un_resnet {
-    eng_tensor *norm1_w, *norm1_b, *conv1_w, *conv1_b; /* conv1_w (cout, 3, 3, cin) */
-    eng_tensor *temb_w, *temb_b;                       /* (cout, T), (cout) */
-    eng_tensor *norm2_w, *norm2_b, *conv2_w, *conv2_b;
-    eng_tensor *sc_w, *sc_b; /* (cout, 1, 1, cin); NULL: identity */
-    int64_t cin, cout;
-} un_resnet;
 
 /* One attention (self or cross): to_q/k/v without bias, to_out.0 with. */
 typedef struct un_attn {
@@ -49,14 +41,15 @@ struct sd_unet {
     int n_tensors;
     eng_tensor *t1_w, *t1_b, *t2_w, *t2_b; /* time_embedding.linear_1/2 */
     eng_tensor *in_w, *in_b, *out_norm_w, *out_norm_b, *out_w, *out_b;
-    un_resnet down_res[WT_MAX_LEVELS][SD_UNET_MAX_LAYERS];
+    /* resnets and samplers hold their tensors themselves (sd_block.h), outside `tensors` */
+    sd_block_resnet down_res[WT_MAX_LEVELS][SD_UNET_MAX_LAYERS];
     un_tr down_tr[WT_MAX_LEVELS][SD_UNET_MAX_LAYERS];
-    eng_tensor *down_w[WT_MAX_LEVELS], *down_b[WT_MAX_LEVELS];
-    un_resnet mid_res[2];
+    sd_block_conv down[WT_MAX_LEVELS]; /* downsamplers.0.conv, 3x3 stride 2, padding 1 */
+    sd_block_resnet mid_res[2];
     un_tr mid_tr;
-    un_resnet up_res[WT_MAX_LEVELS][SD_UNET_MAX_LAYERS + 1];
+    sd_block_resnet up_res[WT_MAX_LEVELS][SD_UNET_MAX_LAYERS + 1];
     un_tr up_tr[WT_MAX_LEVELS][SD_UNET_MAX_LAYERS + 1];
-    eng_tensor *up_w[WT_MAX_LEVELS], *up_b[WT_MAX_LEVELS];
+    sd_block_conv up[WT_MAX_LEVELS]; /* upsamplers.0.conv after nearest 2x */
 };
 
 /* ---- loading ---------------------------------------------------------------------------------- */
@@ -91,35 +84,16 @@ static int load(sd_unet *u,
     return rc;
 }
 
+/* A ResnetBlock2D with the time embedding (time_emb_proj from the embedding's width). */
 static int load_resnet(sd_unet *u,
                        const wt_model *m,
-                       un_resnet *r,
+                       sd_block_resnet *r,
                        const char *p,
                        int64_t cin,
                        int64_t cout,
                        eng_err *err) {
-    int rc = ENG_OK;
-    r->cin = cin;
-    r->cout = cout;
-    if ((rc = load(u, m, &r->norm1_w, 0, err, "%s.norm1.weight", p)) != ENG_OK) goto done;
-    if ((rc = load(u, m, &r->norm1_b, 0, err, "%s.norm1.bias", p)) != ENG_OK) goto done;
-    if ((rc = load(u, m, &r->conv1_w, WT_LOAD_OHWI, err, "%s.conv1.weight", p)) != ENG_OK)
-        goto done;
-    if ((rc = load(u, m, &r->conv1_b, 0, err, "%s.conv1.bias", p)) != ENG_OK) goto done;
-    if ((rc = load(u, m, &r->temb_w, 0, err, "%s.time_emb_proj.weight", p)) != ENG_OK) goto done;
-    if ((rc = load(u, m, &r->temb_b, 0, err, "%s.time_emb_proj.bias", p)) != ENG_OK) goto done;
-    if ((rc = load(u, m, &r->norm2_w, 0, err, "%s.norm2.weight", p)) != ENG_OK) goto done;
-    if ((rc = load(u, m, &r->norm2_b, 0, err, "%s.norm2.bias", p)) != ENG_OK) goto done;
-    if ((rc = load(u, m, &r->conv2_w, WT_LOAD_OHWI, err, "%s.conv2.weight", p)) != ENG_OK)
-        goto done;
-    if ((rc = load(u, m, &r->conv2_b, 0, err, "%s.conv2.bias", p)) != ENG_OK) goto done;
-    if (cin != cout) {
-        rc = load(u, m, &r->sc_w, WT_LOAD_OHWI, err, "%s.conv_shortcut.weight", p);
-        if (rc != ENG_OK) goto done;
-        if ((rc = load(u, m, &r->sc_b, 0, err, "%s.conv_shortcut.bias", p)) != ENG_OK) goto done;
-    }
-done:
-    return rc;
+    return sd_block_resnet_load(r, m, u->alloc, p, cin, cout, u->t2_w->shape[0], u->cfg.norm_groups,
+                                RES_EPS, err);
 }
 
 static int load_attn(sd_unet *u, const wt_model *m, un_attn *a, const char *p, eng_err *err) {
@@ -174,6 +148,16 @@ void sd_unet_destroy(sd_unet *u) {
     if (u == NULL) return;
     for (int i = 0; i < u->n_tensors; i++)
         eng_tensor_free(u->alloc, &u->tensors[i]);
+    for (int l = 0; l < WT_MAX_LEVELS; l++) {
+        for (int j = 0; j < SD_UNET_MAX_LAYERS + 1; j++) {
+            if (j < SD_UNET_MAX_LAYERS) sd_block_resnet_free(&u->down_res[l][j], u->alloc);
+            sd_block_resnet_free(&u->up_res[l][j], u->alloc);
+        }
+        sd_block_conv_free(&u->down[l], u->alloc);
+        sd_block_conv_free(&u->up[l], u->alloc);
+    }
+    for (int i = 0; i < 2; i++)
+        sd_block_resnet_free(&u->mid_res[i], u->alloc);
     free(u);
 }
 
@@ -228,12 +212,9 @@ int sd_unet_load(sd_unet **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
             skip[ns++] = w;
         }
         if (i < L - 1) {
-            rc = load(u, m, &u->down_w[i], WT_LOAD_OHWI, err,
-                      "unet.down_blocks.%d.downsamplers.0.conv.weight", i);
-            if (rc != ENG_OK) goto done;
-            rc = load(u, m, &u->down_b[i], 0, err, "unet.down_blocks.%d.downsamplers.0.conv.bias",
-                      i);
-            if (rc != ENG_OK) goto done;
+            snprintf(p, sizeof p, "unet.down_blocks.%d.downsamplers.0.conv", i);
+            if ((rc = sd_block_conv_load(&u->down[i], m, u->alloc, p, w, w, 3, err)) != ENG_OK)
+                goto done;
             skip[ns++] = w;
         }
         prev = w;
@@ -262,11 +243,9 @@ int sd_unet_load(sd_unet **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
             }
         }
         if (i < L - 1) {
-            rc = load(u, m, &u->up_w[i], WT_LOAD_OHWI, err,
-                      "unet.up_blocks.%d.upsamplers.0.conv.weight", i);
-            if (rc != ENG_OK) goto done;
-            rc = load(u, m, &u->up_b[i], 0, err, "unet.up_blocks.%d.upsamplers.0.conv.bias", i);
-            if (rc != ENG_OK) goto done;
+            snprintf(p, sizeof p, "unet.up_blocks.%d.upsamplers.0.conv", i);
+            if ((rc = sd_block_conv_load(&u->up[i], m, u->alloc, p, w, w, 3, err)) != ENG_OK)
+                goto done;
         }
         prev = w;
     }
@@ -307,43 +286,10 @@ scratch4(const un_run *r, eng_tensor *t, int64_t n, int64_t h, int64_t w, int64_
     return scratch_n(r, t, 4, shape, err);
 }
 
-/* y (N, H, W, cout) = resnet(x (N, H, W, cin), temb); y is the caller's. */
-static int
-resnet_fwd(const un_run *r, const un_resnet *b, eng_tensor *y, const eng_tensor *x, eng_err *err) {
-    int rc = ENG_OK;
-    const int64_t n = x->shape[0], h = x->shape[1], w = x->shape[2];
-    const int64_t tshape[2] = {n, b->cout}, bshape[4] = {n, 1, 1, b->cout};
-    eng_tensor t1, t2, t3, tp, tp4, sc;
-    const eng_arena_pos pos = eng_arena_mark(r->ar);
-    if ((rc = scratch4(r, &t1, n, h, w, b->cin, err)) != ENG_OK) goto done;
-    if ((rc = scratch4(r, &t2, n, h, w, b->cout, err)) != ENG_OK) goto done;
-    if ((rc = scratch4(r, &t3, n, h, w, b->cout, err)) != ENG_OK) goto done;
-    if ((rc = scratch_n(r, &tp, 2, tshape, err)) != ENG_OK) goto done;
-    rc = eng_op_groupnorm(r->ctx, r->s, &t1, x, b->norm1_w, b->norm1_b, r->groups, RES_EPS,
-                          ENG_ACT_SILU, err);
-    if (rc != ENG_OK) goto done;
-    if ((rc = eng_op_conv2d(r->ctx, r->s, &t2, &t1, b->conv1_w, b->conv1_b, 1, 1, err)) != 0)
-        goto done;
-    /* t3 = t2 + time_emb_proj(SiLU(temb)) broadcast over the pixels */
-    rc = eng_op_linear(r->ctx, r->s, &tp, r->temb, b->temb_w, b->temb_b, ENG_ACT_NONE, err);
-    if (rc != ENG_OK) goto done;
-    if ((rc = eng_tensor_view_reshape(&tp4, &tp, 4, bshape, err)) != ENG_OK) goto done;
-    if ((rc = eng_op_binary(r->ctx, r->s, &t3, &t2, &tp4, ENG_BINOP_ADD, err)) != ENG_OK) goto done;
-    rc = eng_op_groupnorm(r->ctx, r->s, &t2, &t3, b->norm2_w, b->norm2_b, r->groups, RES_EPS,
-                          ENG_ACT_SILU, err);
-    if (rc != ENG_OK) goto done;
-    if ((rc = eng_op_conv2d(r->ctx, r->s, y, &t2, b->conv2_w, b->conv2_b, 1, 1, err)) != 0)
-        goto done;
-    sc = *x;
-    if (b->sc_w != NULL) {
-        if ((rc = scratch4(r, &sc, n, h, w, b->cout, err)) != ENG_OK) goto done;
-        if ((rc = eng_op_conv2d(r->ctx, r->s, &sc, x, b->sc_w, b->sc_b, 1, 0, err)) != ENG_OK)
-            goto done;
-    }
-    rc = eng_op_add(r->ctx, r->s, y, y, &sc, err); /* output_scale_factor 1 */
-done:
-    eng_arena_rewind(r->ar, pos);
-    return rc;
+/* y (N, H, W, cout) = resnet(x (N, H, W, cin), SiLU(temb)); y is the caller's. */
+static int resnet_fwd(
+    const un_run *r, const sd_block_resnet *b, eng_tensor *y, const eng_tensor *x, eng_err *err) {
+    return sd_block_resnet_forward(b, r->ctx, r->s, r->ar, y, x, r->temb, err);
 }
 
 /* h (N, L, C) += to_out(attention(to_q(xn), to_k(kv), to_v(kv))), kv (N, Lk, Ck). */
@@ -430,26 +376,6 @@ tr_fwd(const un_run *r, const un_tr *t, eng_tensor *y, const eng_tensor *x, eng_
     if ((rc = eng_op_linear(r->ctx, r->s, &y3, &h, &pout, t->pout_b, ENG_ACT_NONE, err)) != 0)
         goto done;
     rc = eng_op_add(r->ctx, r->s, y, y, x, err);
-done:
-    eng_arena_rewind(r->ar, pos);
-    return rc;
-}
-
-/* y (N, 2H, 2W, O) = conv3x3(nearest2x(x)); y is the caller's. */
-static int upsample_fwd(const un_run *r,
-                        const eng_tensor *cw,
-                        const eng_tensor *cb,
-                        eng_tensor *y,
-                        const eng_tensor *x,
-                        eng_err *err) {
-    int rc = ENG_OK;
-    eng_tensor up;
-    const eng_arena_pos pos = eng_arena_mark(r->ar);
-    if ((rc = scratch4(r, &up, x->shape[0], 2 * x->shape[1], 2 * x->shape[2], x->shape[3], err)) !=
-        ENG_OK)
-        goto done;
-    if ((rc = eng_op_upsample_nearest2x(r->ctx, r->s, &up, x, err)) != ENG_OK) goto done;
-    rc = eng_op_conv2d(r->ctx, r->s, y, &up, cw, cb, 1, 1, err);
 done:
     eng_arena_rewind(r->ar, pos);
     return rc;
@@ -545,7 +471,7 @@ int sd_unet_forward(const sd_unet *u,
     /* down path; every block output stays in the arena (the skips) until the end */
     for (int i = 0; i < L; i++) {
         for (int j = 0; j < nl; j++) {
-            const un_resnet *b = &u->down_res[i][j];
+            const sd_block_resnet *b = &u->down_res[i][j];
             if ((rc = scratch4(&r, &y, n, x.shape[1], x.shape[2], b->cout, err)) != ENG_OK)
                 goto done;
             if ((rc = resnet_fwd(&r, b, &y, &x, err)) != ENG_OK) goto done;
@@ -559,10 +485,11 @@ int sd_unet_forward(const sd_unet *u,
             skips[ns++] = x;
         }
         if (i < L - 1) {
-            const int64_t oc = u->down_w[i]->shape[0];
+            const int64_t oc = u->down[i].w.shape[0];
             if ((rc = scratch4(&r, &y, n, x.shape[1] / 2, x.shape[2] / 2, oc, err)) != ENG_OK)
                 goto done;
-            if ((rc = eng_op_conv2d(ctx, s, &y, &x, u->down_w[i], u->down_b[i], 2, 1, err)) != 0)
+            if ((rc = sd_block_downsample_forward(&u->down[i], 1, ctx, s, scratch, &y, &x, err)) !=
+                ENG_OK)
                 goto done;
             x = y;
             skips[ns++] = x;
@@ -581,7 +508,7 @@ int sd_unet_forward(const sd_unet *u,
     for (int i = 0; i < L; i++) {
         const int lv = L - 1 - i;
         for (int j = 0; j < nl + 1; j++) {
-            const un_resnet *b = &u->up_res[i][j];
+            const sd_block_resnet *b = &u->up_res[i][j];
             const eng_tensor *sk = &skips[--ns];
             if ((rc = scratch4(&r, &cat, n, x.shape[1], x.shape[2], x.shape[3] + sk->shape[3],
                                err)) != ENG_OK)
@@ -599,10 +526,11 @@ int sd_unet_forward(const sd_unet *u,
             }
         }
         if (i < L - 1) {
-            const int64_t oc = u->up_w[i]->shape[0];
+            const int64_t oc = u->up[i].w.shape[0];
             if ((rc = scratch4(&r, &y, n, 2 * x.shape[1], 2 * x.shape[2], oc, err)) != ENG_OK)
                 goto done;
-            if ((rc = upsample_fwd(&r, u->up_w[i], u->up_b[i], &y, &x, err)) != ENG_OK) goto done;
+            if ((rc = sd_block_upsample_forward(&u->up[i], ctx, s, scratch, &y, &x, err)) != ENG_OK)
+                goto done;
             x = y;
         }
     }

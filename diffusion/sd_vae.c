@@ -1,26 +1,21 @@
-/* sd_vae.c: the VAE decoder (diffusers AutoencoderKL.decode) on the engine's ops, f32 NHWC.
- * Reference: diffusers models/autoencoders/vae.py (Decoder), unets/unet_2d_blocks.py
- * (UNetMidBlock2D, UpDecoderBlock2D), resnet.py (ResnetBlock2D), attention_processor.py
- * (Attention with residual_connection, one head of all channels). */
+/* sd_vae.c: the VAE (diffusers AutoencoderKL encode and decode) on the engine's ops, f32 NHWC.
+ * Reference: diffusers models/autoencoders/vae.py (Encoder, Decoder, DiagonalGaussianDistribution),
+ * autoencoder_kl.py (quant_conv, post_quant_conv), unets/unet_2d_blocks.py (DownEncoderBlock2D,
+ * UNetMidBlock2D, UpDecoderBlock2D), attention_processor.py (Attention with residual_connection,
+ * one head of all channels). Resnets, upsamplers and downsamplers are sd_block.h's. */
 #include "sd_vae.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sd_block.h"
 #include "wt.h"
 
-#define VAE_EPS 1e-6f /* every GroupNorm of the VAE */
-
-/* ResnetBlock2D: norm1 -> SiLU -> conv1 -> norm2 -> SiLU -> conv2, + (conv_shortcut) x. */
-typedef struct vae_resnet {
-    eng_tensor norm1_w, norm1_b, conv1_w, conv1_b; /* conv1_w (cout, 3, 3, cin) */
-    eng_tensor norm2_w, norm2_b, conv2_w, conv2_b; /* conv2_w (cout, 3, 3, cout) */
-    eng_tensor sc_w, sc_b;                         /* (cout, 1, 1, cin); data NULL: identity */
-    int64_t cin, cout;
-} vae_resnet;
+#define VAE_EPS        1e-6f  /* every GroupNorm of the VAE */
+#define VAE_LOGVAR_MIN -30.0f /* DiagonalGaussianDistribution clamps the log-variance */
+#define VAE_LOGVAR_MAX 20.0f
 
 /* Attention over the h*w tokens, one head of C channels, residual. */
 typedef struct vae_attn {
@@ -28,66 +23,33 @@ typedef struct vae_attn {
     eng_tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b; /* (C, C), (C) */
 } vae_attn;
 
+/* A mid block: resnet, attention, resnet (all at the top width). */
+typedef struct vae_mid {
+    sd_block_resnet res[2];
+    vae_attn attn;
+} vae_mid;
+
 struct sd_vae {
     wt_vae_config cfg;
-    eng_alloc *alloc;      /* retained: the weights' allocator */
-    eng_tensor pq_w, pq_b; /* post_quant_conv (lat, 1, 1, lat) */
-    eng_tensor in_w, in_b; /* decoder.conv_in (C_top, 3, 3, lat) */
-    vae_resnet mid_res[2];
-    vae_attn mid_attn;
-    vae_resnet up_res[WT_MAX_LEVELS][SD_VAE_MAX_RESNETS];
-    eng_tensor up_w[WT_MAX_LEVELS], up_b[WT_MAX_LEVELS]; /* upsamplers.0.conv, all but last */
-    eng_tensor out_norm_w, out_norm_b, out_w, out_b;     /* conv_norm_out, conv_out */
+    unsigned parts;   /* SD_VAE_DECODER | SD_VAE_ENCODER: what was loaded */
+    eng_alloc *alloc; /* retained: the weights' allocator */
+    /* decoder: post_quant_conv (lat -> lat, 1x1), conv_in (lat -> C_top), mid, up_blocks.i
+     * (layers_per_block + 1 resnets, then upsamplers.0 on all but the last), norm_out, conv_out */
+    sd_block_conv post_quant, dec_in, dec_out;
+    vae_mid dec_mid;
+    sd_block_resnet up_res[WT_MAX_LEVELS][SD_VAE_MAX_RESNETS];
+    sd_block_conv up[WT_MAX_LEVELS];
+    eng_tensor dec_norm_w, dec_norm_b;
+    /* encoder: conv_in (in -> C_0), down_blocks.i (layers_per_block resnets, then
+     * downsamplers.0 on all but the last), mid, norm_out, conv_out (C_top -> 2 lat), quant_conv */
+    sd_block_conv enc_in, enc_out, quant;
+    sd_block_resnet down_res[WT_MAX_LEVELS][SD_VAE_MAX_RESNETS];
+    sd_block_conv down[WT_MAX_LEVELS];
+    vae_mid enc_mid;
+    eng_tensor enc_norm_w, enc_norm_b;
 };
 
 /* ---- loading ---------------------------------------------------------------------------------- */
-static int load(
-    sd_vae *v, const wt_model *m, eng_tensor *t, unsigned flags, eng_err *err, const char *fmt, ...)
-    ENG_PRINTF(6, 7);
-static int load(sd_vae *v,
-                const wt_model *m,
-                eng_tensor *t,
-                unsigned flags,
-                eng_err *err,
-                const char *fmt,
-                ...) {
-    char name[WT_MAX_NAME];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    return wt_model_load_tensor(m, name, v->alloc, ENG_DTYPE_F32, flags, t, err);
-}
-
-static int load_resnet(sd_vae *v,
-                       const wt_model *m,
-                       vae_resnet *r,
-                       const char *p,
-                       int64_t cin,
-                       int64_t cout,
-                       eng_err *err) {
-    int rc = ENG_OK;
-    r->cin = cin;
-    r->cout = cout;
-    if ((rc = load(v, m, &r->norm1_w, 0, err, "%s.norm1.weight", p)) != ENG_OK) goto done;
-    if ((rc = load(v, m, &r->norm1_b, 0, err, "%s.norm1.bias", p)) != ENG_OK) goto done;
-    if ((rc = load(v, m, &r->conv1_w, WT_LOAD_OHWI, err, "%s.conv1.weight", p)) != ENG_OK)
-        goto done;
-    if ((rc = load(v, m, &r->conv1_b, 0, err, "%s.conv1.bias", p)) != ENG_OK) goto done;
-    if ((rc = load(v, m, &r->norm2_w, 0, err, "%s.norm2.weight", p)) != ENG_OK) goto done;
-    if ((rc = load(v, m, &r->norm2_b, 0, err, "%s.norm2.bias", p)) != ENG_OK) goto done;
-    if ((rc = load(v, m, &r->conv2_w, WT_LOAD_OHWI, err, "%s.conv2.weight", p)) != ENG_OK)
-        goto done;
-    if ((rc = load(v, m, &r->conv2_b, 0, err, "%s.conv2.bias", p)) != ENG_OK) goto done;
-    if (cin != cout) {
-        rc = load(v, m, &r->sc_w, WT_LOAD_OHWI, err, "%s.conv_shortcut.weight", p);
-        if (rc != ENG_OK) goto done;
-        if ((rc = load(v, m, &r->sc_b, 0, err, "%s.conv_shortcut.bias", p)) != ENG_OK) goto done;
-    }
-done:
-    return rc;
-}
-
 static int load_attn(sd_vae *v, const wt_model *m, vae_attn *a, const char *p, eng_err *err) {
     int rc = ENG_OK;
     struct {
@@ -101,48 +63,159 @@ static int load_attn(sd_vae *v, const wt_model *m, vae_attn *a, const char *p, e
         {&a->o_w, "to_out.0.weight"},      {&a->o_b, "to_out.0.bias"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        if ((rc = load(v, m, rows[i].t, 0, err, "%s.%s", p, rows[i].suffix)) != ENG_OK) break;
+        rc = sd_block_load_tensor(rows[i].t, m, v->alloc, 0, err, "%s.%s", p, rows[i].suffix);
+        if (rc != ENG_OK) break;
     }
     return rc;
 }
 
-static void free_t(sd_vae *v, eng_tensor *t) {
-    if (t->data != NULL) eng_tensor_free(v->alloc, t);
+static void free_attn(sd_vae *v, vae_attn *a) {
+    eng_tensor *ts[] = {&a->norm_w, &a->norm_b, &a->q_w, &a->q_b, &a->k_w,
+                        &a->k_b,    &a->v_w,    &a->v_b, &a->o_w, &a->o_b};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        sd_block_free_tensor(ts[i], v->alloc);
 }
 
-static void free_resnet(sd_vae *v, vae_resnet *r) {
-    eng_tensor *ts[] = {&r->norm1_w, &r->norm1_b, &r->conv1_w, &r->conv1_b, &r->norm2_w,
-                        &r->norm2_b, &r->conv2_w, &r->conv2_b, &r->sc_w,    &r->sc_b};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
-        free_t(v, ts[i]);
+/* "<p>.mid_block": resnets.0, attentions.0, resnets.1 at width c. */
+static int
+load_mid(sd_vae *v, const wt_model *m, vae_mid *mid, const char *p, int64_t c, eng_err *err) {
+    int rc = ENG_OK;
+    char name[WT_MAX_NAME];
+    for (int i = 0; i < 2; i++) {
+        snprintf(name, sizeof name, "%s.mid_block.resnets.%d", p, i);
+        rc = sd_block_resnet_load(&mid->res[i], m, v->alloc, name, c, c, 0, v->cfg.norm_groups,
+                                  VAE_EPS, err);
+        if (rc != ENG_OK) goto done;
+    }
+    snprintf(name, sizeof name, "%s.mid_block.attentions.0", p);
+    rc = load_attn(v, m, &mid->attn, name, err);
+done:
+    return rc;
+}
+
+static void free_mid(sd_vae *v, vae_mid *mid) {
+    for (int i = 0; i < 2; i++)
+        sd_block_resnet_free(&mid->res[i], v->alloc);
+    free_attn(v, &mid->attn);
 }
 
 void sd_vae_destroy(sd_vae *v) {
     if (v == NULL) return;
-    vae_attn *a = &v->mid_attn;
-    eng_tensor *ts[] = {&v->pq_w, &v->pq_b, &v->in_w,       &v->in_b,       &a->norm_w, &a->norm_b,
-                        &a->q_w,  &a->q_b,  &a->k_w,        &a->k_b,        &a->v_w,    &a->v_b,
-                        &a->o_w,  &a->o_b,  &v->out_norm_w, &v->out_norm_b, &v->out_w,  &v->out_b};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
-        free_t(v, ts[i]);
-    for (int i = 0; i < 2; i++)
-        free_resnet(v, &v->mid_res[i]);
+    sd_block_conv *convs[] = {&v->post_quant, &v->dec_in,  &v->dec_out,
+                              &v->enc_in,     &v->enc_out, &v->quant};
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
+        sd_block_conv_free(convs[i], v->alloc);
+    free_mid(v, &v->dec_mid);
+    free_mid(v, &v->enc_mid);
     for (int l = 0; l < WT_MAX_LEVELS; l++) {
-        for (int j = 0; j < SD_VAE_MAX_RESNETS; j++)
-            free_resnet(v, &v->up_res[l][j]);
-        free_t(v, &v->up_w[l]);
-        free_t(v, &v->up_b[l]);
+        for (int j = 0; j < SD_VAE_MAX_RESNETS; j++) {
+            sd_block_resnet_free(&v->up_res[l][j], v->alloc);
+            sd_block_resnet_free(&v->down_res[l][j], v->alloc);
+        }
+        sd_block_conv_free(&v->up[l], v->alloc);
+        sd_block_conv_free(&v->down[l], v->alloc);
     }
+    sd_block_free_tensor(&v->dec_norm_w, v->alloc);
+    sd_block_free_tensor(&v->dec_norm_b, v->alloc);
+    sd_block_free_tensor(&v->enc_norm_w, v->alloc);
+    sd_block_free_tensor(&v->enc_norm_b, v->alloc);
     free(v);
 }
 
-int sd_vae_load(sd_vae **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
+static int load_decoder(sd_vae *v, const wt_model *m, eng_err *err) {
+    int rc = ENG_OK;
+    char p[WT_MAX_NAME];
+    const wt_vae_config *c = &v->cfg;
+    const int L = c->n_levels;
+    const int64_t top = c->block_out[L - 1], lat = c->latent_channels;
+    if ((rc = sd_block_conv_load(&v->post_quant, m, v->alloc, "vae.post_quant_conv", lat, lat, 1,
+                                 err)) != ENG_OK)
+        goto done;
+    rc = sd_block_conv_load(&v->dec_in, m, v->alloc, "vae.decoder.conv_in", top, lat, 3, err);
+    if (rc != ENG_OK) goto done;
+    if ((rc = load_mid(v, m, &v->dec_mid, "vae.decoder", top, err)) != ENG_OK) goto done;
+    /* up_blocks.i runs at width block_out[L - 1 - i] (diffusers reverses the list). */
+    int64_t prev = top;
+    for (int i = 0; i < L; i++) {
+        const int64_t w = c->block_out[L - 1 - i];
+        for (int j = 0; j < c->layers_per_block + 1; j++) {
+            snprintf(p, sizeof p, "vae.decoder.up_blocks.%d.resnets.%d", i, j);
+            rc = sd_block_resnet_load(&v->up_res[i][j], m, v->alloc, p, j == 0 ? prev : w, w, 0,
+                                      c->norm_groups, VAE_EPS, err);
+            if (rc != ENG_OK) goto done;
+        }
+        if (i < L - 1) {
+            snprintf(p, sizeof p, "vae.decoder.up_blocks.%d.upsamplers.0.conv", i);
+            if ((rc = sd_block_conv_load(&v->up[i], m, v->alloc, p, w, w, 3, err)) != ENG_OK)
+                goto done;
+        }
+        prev = w;
+    }
+    rc = sd_block_load_tensor(&v->dec_norm_w, m, v->alloc, 0, err,
+                              "vae.decoder.conv_norm_out.weight");
+    if (rc != ENG_OK) goto done;
+    rc =
+        sd_block_load_tensor(&v->dec_norm_b, m, v->alloc, 0, err, "vae.decoder.conv_norm_out.bias");
+    if (rc != ENG_OK) goto done;
+    rc = sd_block_conv_load(&v->dec_out, m, v->alloc, "vae.decoder.conv_out", c->out_channels,
+                            c->block_out[0], 3, err);
+done:
+    return rc;
+}
+
+static int load_encoder(sd_vae *v, const wt_model *m, eng_err *err) {
+    int rc = ENG_OK;
+    char p[WT_MAX_NAME];
+    const wt_vae_config *c = &v->cfg;
+    const int L = c->n_levels;
+    const int64_t top = c->block_out[L - 1], lat2 = 2 * (int64_t)c->latent_channels;
+    rc = sd_block_conv_load(&v->enc_in, m, v->alloc, "vae.encoder.conv_in", c->block_out[0],
+                            c->in_channels, 3, err);
+    if (rc != ENG_OK) goto done;
+    /* down_blocks.i runs at width block_out[i]; its first resnet takes the previous width */
+    int64_t prev = c->block_out[0];
+    for (int i = 0; i < L; i++) {
+        const int64_t w = c->block_out[i];
+        for (int j = 0; j < c->layers_per_block; j++) {
+            snprintf(p, sizeof p, "vae.encoder.down_blocks.%d.resnets.%d", i, j);
+            rc = sd_block_resnet_load(&v->down_res[i][j], m, v->alloc, p, j == 0 ? prev : w, w, 0,
+                                      c->norm_groups, VAE_EPS, err);
+            if (rc != ENG_OK) goto done;
+        }
+        if (i < L - 1) {
+            snprintf(p, sizeof p, "vae.encoder.down_blocks.%d.downsamplers.0.conv", i);
+            if ((rc = sd_block_conv_load(&v->down[i], m, v->alloc, p, w, w, 3, err)) != ENG_OK)
+                goto done;
+        }
+        prev = w;
+    }
+    if ((rc = load_mid(v, m, &v->enc_mid, "vae.encoder", top, err)) != ENG_OK) goto done;
+    rc = sd_block_load_tensor(&v->enc_norm_w, m, v->alloc, 0, err,
+                              "vae.encoder.conv_norm_out.weight");
+    if (rc != ENG_OK) goto done;
+    rc =
+        sd_block_load_tensor(&v->enc_norm_b, m, v->alloc, 0, err, "vae.encoder.conv_norm_out.bias");
+    if (rc != ENG_OK) goto done;
+    rc = sd_block_conv_load(&v->enc_out, m, v->alloc, "vae.encoder.conv_out", lat2, top, 3, err);
+    if (rc != ENG_OK) goto done;
+    rc = sd_block_conv_load(&v->quant, m, v->alloc, "vae.quant_conv", lat2, lat2, 1, err);
+done:
+    return rc;
+}
+
+int sd_vae_load_parts(sd_vae **out, const wt_model *m, eng_ctx *ctx, unsigned parts, eng_err *err) {
     int rc = ENG_OK;
     sd_vae *v = NULL;
-    char p[WT_MAX_NAME];
     ENG_ASSERT(out != NULL && m != NULL && ctx != NULL);
     *out = NULL;
     const wt_vae_config *c = &wt_model_config(m)->vae;
+    if (parts == 0 || (parts & ~(unsigned)(SD_VAE_DECODER | SD_VAE_ENCODER)) != 0) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG,
+                         "sd_vae_load_parts: parts 0x%x, expected SD_VAE_DECODER (1), "
+                         "SD_VAE_ENCODER (2) or both",
+                         parts);
+        goto done;
+    }
     if (c->n_levels < 1 || c->n_levels > WT_MAX_LEVELS || c->layers_per_block < 0 ||
         c->layers_per_block + 1 > SD_VAE_MAX_RESNETS) {
         rc = eng_err_set(err, ENG_E_UNSUPPORTED,
@@ -156,47 +229,10 @@ int sd_vae_load(sd_vae **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
         goto done;
     }
     v->cfg = *c;
+    v->parts = parts;
     v->alloc = eng_ctx_alloc(ctx, ENG_DEVICE_CPU);
-    const int L = c->n_levels;
-    const int64_t top = c->block_out[L - 1];
-    if ((rc = load(v, m, &v->pq_w, WT_LOAD_OHWI, err, "vae.post_quant_conv.weight")) != ENG_OK)
-        goto done;
-    if ((rc = load(v, m, &v->pq_b, 0, err, "vae.post_quant_conv.bias")) != ENG_OK) goto done;
-    if ((rc = load(v, m, &v->in_w, WT_LOAD_OHWI, err, "vae.decoder.conv_in.weight")) != ENG_OK)
-        goto done;
-    if ((rc = load(v, m, &v->in_b, 0, err, "vae.decoder.conv_in.bias")) != ENG_OK) goto done;
-    for (int i = 0; i < 2; i++) {
-        snprintf(p, sizeof p, "vae.decoder.mid_block.resnets.%d", i);
-        if ((rc = load_resnet(v, m, &v->mid_res[i], p, top, top, err)) != ENG_OK) goto done;
-    }
-    rc = load_attn(v, m, &v->mid_attn, "vae.decoder.mid_block.attentions.0", err);
-    if (rc != ENG_OK) goto done;
-    /* up_blocks.i runs at width block_out[L - 1 - i] (diffusers reverses the list). */
-    int64_t prev = top;
-    for (int i = 0; i < L; i++) {
-        const int64_t w = c->block_out[L - 1 - i];
-        for (int j = 0; j < c->layers_per_block + 1; j++) {
-            snprintf(p, sizeof p, "vae.decoder.up_blocks.%d.resnets.%d", i, j);
-            rc = load_resnet(v, m, &v->up_res[i][j], p, j == 0 ? prev : w, w, err);
-            if (rc != ENG_OK) goto done;
-        }
-        if (i < L - 1) {
-            rc = load(v, m, &v->up_w[i], WT_LOAD_OHWI, err,
-                      "vae.decoder.up_blocks.%d.upsamplers.0.conv.weight", i);
-            if (rc != ENG_OK) goto done;
-            rc = load(v, m, &v->up_b[i], 0, err, "vae.decoder.up_blocks.%d.upsamplers.0.conv.bias",
-                      i);
-            if (rc != ENG_OK) goto done;
-        }
-        prev = w;
-    }
-    if ((rc = load(v, m, &v->out_norm_w, 0, err, "vae.decoder.conv_norm_out.weight")) != ENG_OK)
-        goto done;
-    if ((rc = load(v, m, &v->out_norm_b, 0, err, "vae.decoder.conv_norm_out.bias")) != ENG_OK)
-        goto done;
-    if ((rc = load(v, m, &v->out_w, WT_LOAD_OHWI, err, "vae.decoder.conv_out.weight")) != ENG_OK)
-        goto done;
-    if ((rc = load(v, m, &v->out_b, 0, err, "vae.decoder.conv_out.bias")) != ENG_OK) goto done;
+    if ((parts & SD_VAE_DECODER) && (rc = load_decoder(v, m, err)) != ENG_OK) goto done;
+    if ((parts & SD_VAE_ENCODER) && (rc = load_encoder(v, m, err)) != ENG_OK) goto done;
     *out = v;
     v = NULL;
 done:
@@ -204,8 +240,16 @@ done:
     return rc;
 }
 
+int sd_vae_load(sd_vae **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
+    return sd_vae_load_parts(out, m, ctx, SD_VAE_DECODER | SD_VAE_ENCODER, err);
+}
+
 const struct wt_vae_config *sd_vae_config(const sd_vae *v) {
     return &v->cfg;
+}
+
+unsigned sd_vae_parts(const sd_vae *v) {
+    return v->parts;
 }
 
 int64_t sd_vae_upscale(const sd_vae *v) {
@@ -213,7 +257,7 @@ int64_t sd_vae_upscale(const sd_vae *v) {
 }
 
 /* ---- forward ---------------------------------------------------------------------------------- */
-/* One decode's shared arguments. */
+/* One pass's shared arguments. */
 typedef struct vae_run {
     eng_ctx *ctx;
     eng_stream *s;
@@ -226,39 +270,6 @@ static int scratch4(
     const vae_run *r, eng_tensor *t, int64_t n, int64_t h, int64_t w, int64_t c, eng_err *err) {
     const int64_t shape[4] = {n, h, w, c};
     return eng_tensor_scratch(t, r->ar, ENG_DTYPE_F32, 4, shape, err);
-}
-
-/* y (N, H, W, cout) = resnet(x (N, H, W, cin)); y is the caller's, temporaries are rewound. */
-static int resnet_fwd(
-    const vae_run *r, const vae_resnet *b, eng_tensor *y, const eng_tensor *x, eng_err *err) {
-    int rc = ENG_OK;
-    const int64_t n = x->shape[0], h = x->shape[1], w = x->shape[2];
-    eng_tensor t1, t2, sc;
-    const eng_arena_pos pos = eng_arena_mark(r->ar);
-    if ((rc = scratch4(r, &t1, n, h, w, b->cin, err)) != ENG_OK) goto done;
-    if ((rc = scratch4(r, &t2, n, h, w, b->cout, err)) != ENG_OK) goto done;
-    /* t1 = silu(norm1(x)); t2 = conv1(t1); t1' = silu(norm2(t2)); y = conv2(t1') + shortcut */
-    rc = eng_op_groupnorm(r->ctx, r->s, &t1, x, &b->norm1_w, &b->norm1_b, r->groups, VAE_EPS,
-                          ENG_ACT_SILU, err);
-    if (rc != ENG_OK) goto done;
-    if ((rc = eng_op_conv2d(r->ctx, r->s, &t2, &t1, &b->conv1_w, &b->conv1_b, 1, 1, err)) != 0)
-        goto done;
-    if ((rc = scratch4(r, &t1, n, h, w, b->cout, err)) != ENG_OK) goto done;
-    rc = eng_op_groupnorm(r->ctx, r->s, &t1, &t2, &b->norm2_w, &b->norm2_b, r->groups, VAE_EPS,
-                          ENG_ACT_SILU, err);
-    if (rc != ENG_OK) goto done;
-    if ((rc = eng_op_conv2d(r->ctx, r->s, y, &t1, &b->conv2_w, &b->conv2_b, 1, 1, err)) != 0)
-        goto done;
-    sc = *x;
-    if (b->sc_w.data != NULL) {
-        if ((rc = scratch4(r, &sc, n, h, w, b->cout, err)) != ENG_OK) goto done;
-        rc = eng_op_conv2d(r->ctx, r->s, &sc, x, &b->sc_w, &b->sc_b, 1, 0, err);
-        if (rc != ENG_OK) goto done;
-    }
-    rc = eng_op_add(r->ctx, r->s, y, y, &sc, err); /* output_scale_factor 1 */
-done:
-    eng_arena_rewind(r->ar, pos);
-    return rc;
 }
 
 /* y = x + to_out(attention(to_q(gn(x)), to_k(gn(x)), to_v(gn(x)))), one head of C channels over
@@ -303,35 +314,67 @@ done:
     return rc;
 }
 
-/* y (N, 2H, 2W, O) = conv3x3(nearest2x(x (N, H, W, C))); y is the caller's. */
-static int upsample_fwd(const vae_run *r,
-                        const eng_tensor *cw,
-                        const eng_tensor *cb,
-                        eng_tensor *y,
-                        const eng_tensor *x,
-                        eng_err *err) {
-    int rc = ENG_OK;
-    const int64_t n = x->shape[0], h = 2 * x->shape[1], w = 2 * x->shape[2], c = x->shape[3];
-    eng_tensor u;
-    const eng_arena_pos pos = eng_arena_mark(r->ar);
-    if ((rc = scratch4(r, &u, n, h, w, c, err)) != ENG_OK) goto done;
-    if ((rc = eng_op_upsample_nearest2x(r->ctx, r->s, &u, x, err)) != ENG_OK) goto done;
-    rc = eng_op_conv2d(r->ctx, r->s, y, &u, cw, cb, 1, 1, err);
-done:
-    eng_arena_rewind(r->ar, pos);
-    return rc;
-}
-
 static void shape_str(char *buf, size_t cap, const eng_tensor *t) {
     (void)eng_tensor_describe(t, buf, cap);
 }
 
-/* t = (N, H, W, C) f32 at the start of buffer `buf` (a ping-pong buffer of the decode). */
+/* t = (N, H, W, C) f32 at the start of buffer `buf` (a ping-pong buffer of the pass). */
 static void buf_view(eng_tensor *t, float *buf, int64_t n, int64_t h, int64_t w, int64_t c) {
     const int64_t shape[4] = {n, h, w, c};
     eng_err e = {0};
     const int rc = eng_tensor_init(t, buf, ENG_DTYPE_F32, ENG_DEVICE_CPU, 4, shape, &e);
     ENG_ASSERT(rc == ENG_OK); /* shapes this file computed, within the buffer's size */
+}
+
+/* Block outputs alternate between two scratch buffers of `elems` floats each (the blocks'
+ * temporaries are taken above them and rewound), so a pass holds two activations plus one
+ * block's temporaries. The ping-pong state: buf[cur] holds x. */
+typedef struct vae_pingpong {
+    float *buf[2];
+    int cur;
+} vae_pingpong;
+
+static int pingpong_init(const vae_run *r, vae_pingpong *pp, int64_t elems, eng_err *err) {
+    int rc = ENG_OK;
+    for (int i = 0; i < 2; i++) {
+        eng_tensor t;
+        if ((rc = scratch4(r, &t, 1, 1, 1, elems, err)) != ENG_OK) break;
+        pp->buf[i] = t.data;
+    }
+    pp->cur = 0;
+    return rc;
+}
+
+/* x = the mid block of x (resnet, attention, resnet); y is the free buffer's view. */
+static int
+mid_fwd(const vae_run *r, const vae_mid *mid, vae_pingpong *pp, eng_tensor *x, eng_err *err) {
+    int rc = ENG_OK;
+    eng_tensor y;
+    for (int k = 0; k < 3; k++) {
+        buf_view(&y, pp->buf[!pp->cur], x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+        if (k == 1) {
+            rc = attn_fwd(r, &mid->attn, &y, x, err);
+        } else {
+            rc = sd_block_resnet_forward(&mid->res[k / 2], r->ctx, r->s, r->ar, &y, x, NULL, err);
+        }
+        if (rc != ENG_OK) break;
+        *x = y;
+        pp->cur = !pp->cur;
+    }
+    return rc;
+}
+
+/* x = the resnet b of x, in the other buffer. */
+static int resnet_step(
+    const vae_run *r, const sd_block_resnet *b, vae_pingpong *pp, eng_tensor *x, eng_err *err) {
+    eng_tensor y;
+    buf_view(&y, pp->buf[!pp->cur], x->shape[0], x->shape[1], x->shape[2], b->cout);
+    const int rc = sd_block_resnet_forward(b, r->ctx, r->s, r->ar, &y, x, NULL, err);
+    if (rc == ENG_OK) {
+        *x = y;
+        pp->cur = !pp->cur;
+    }
+    return rc;
 }
 
 int sd_vae_decode(const sd_vae *v,
@@ -350,9 +393,16 @@ int sd_vae_decode(const sd_vae *v,
     const int64_t f = sd_vae_upscale(v);
     const eng_arena_pos start = eng_arena_mark(scratch);
     vae_run r = {ctx, s, scratch, c->norm_groups};
+    vae_pingpong pp = {{NULL, NULL}, 0};
     eng_tensor x, y;
     shape_str(lat_s, sizeof lat_s, latent);
     shape_str(img_s, sizeof img_s, image);
+    if (!(v->parts & SD_VAE_DECODER)) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG,
+                         "sd_vae_decode: this sd_vae was loaded without its decoder "
+                         "(sd_vae_load_parts without SD_VAE_DECODER)");
+        goto done;
+    }
     if (latent->ndim != 4 || latent->dtype != ENG_DTYPE_F32 || latent->device != ENG_DEVICE_CPU ||
         !eng_tensor_is_contiguous(latent) || latent->shape[3] != c->latent_channels ||
         latent->shape[0] < 1 || latent->shape[1] < 1 || latent->shape[2] < 1 ||
@@ -381,9 +431,8 @@ int sd_vae_decode(const sd_vae *v,
                          (double)scale);
         goto done;
     }
-    /* Block outputs alternate between two buffers of the largest activation (the block's
-     * temporaries are taken above them and rewound), so a pass holds two activations plus one
-     * block's temporaries. Level i runs at width block_out[L-1-i] and resolution 2^i. */
+    /* The largest activation: level i runs at width block_out[L-1-i] and resolution 2^i; its
+     * upsampler output is 4 times that. */
     int64_t most =
         c->latent_channels > c->block_out[L - 1] ? c->latent_channels : c->block_out[L - 1];
     for (int i = 0; i < L; i++) {
@@ -391,59 +440,164 @@ int sd_vae_decode(const sd_vae *v,
         const int64_t e = ch * ((int64_t)1 << (2 * i)) * up;
         if (e > most) most = e;
     }
-    const int64_t buf_elems = n * h * w * most;
-    float *buf[2] = {NULL, NULL};
-    int cur = 0; /* buf[cur] holds x */
-    for (int i = 0; i < 2; i++) {
-        eng_tensor t;
-        if ((rc = scratch4(&r, &t, 1, 1, 1, buf_elems, err)) != ENG_OK) goto done;
-        buf[i] = t.data;
-    }
+    if ((rc = pingpong_init(&r, &pp, n * h * w * most, err)) != ENG_OK) goto done;
     /* y = latent / scale; x = post_quant_conv(y): (N, h, w, lat) */
-    buf_view(&y, buf[1], n, h, w, c->latent_channels);
+    buf_view(&y, pp.buf[1], n, h, w, c->latent_channels);
     rc = eng_op_unary(ctx, s, &y, latent, ENG_ACT_NONE, 1.0f / scale, 0.0f, err);
     if (rc != ENG_OK) goto done;
-    buf_view(&x, buf[0], n, h, w, c->latent_channels);
-    if ((rc = eng_op_conv2d(ctx, s, &x, &y, &v->pq_w, &v->pq_b, 1, 0, err)) != ENG_OK) goto done;
+    buf_view(&x, pp.buf[0], n, h, w, c->latent_channels);
+    rc = eng_op_conv2d(ctx, s, &x, &y, &v->post_quant.w, &v->post_quant.b, 1, 0, err);
+    if (rc != ENG_OK) goto done;
     /* conv_in: (N, h, w, lat) -> (N, h, w, C_top) */
-    buf_view(&y, buf[1], n, h, w, v->in_w.shape[0]);
-    if ((rc = eng_op_conv2d(ctx, s, &y, &x, &v->in_w, &v->in_b, 1, 1, err)) != ENG_OK) goto done;
+    buf_view(&y, pp.buf[1], n, h, w, v->dec_in.w.shape[0]);
+    if ((rc = eng_op_conv2d(ctx, s, &y, &x, &v->dec_in.w, &v->dec_in.b, 1, 1, err)) != ENG_OK)
+        goto done;
     x = y;
-    cur = 1;
-    /* mid block: resnet, attention, resnet (all at C_top) */
-    for (int k = 0; k < 3; k++) {
-        buf_view(&y, buf[!cur], n, h, w, x.shape[3]);
-        if (k == 1) {
-            rc = attn_fwd(&r, &v->mid_attn, &y, &x, err);
-        } else {
-            rc = resnet_fwd(&r, &v->mid_res[k / 2], &y, &x, err);
-        }
-        if (rc != ENG_OK) goto done;
-        x = y;
-        cur = !cur;
-    }
+    pp.cur = 1;
+    if ((rc = mid_fwd(&r, &v->dec_mid, &pp, &x, err)) != ENG_OK) goto done;
     /* up blocks: (N, H, W, C) -> (N, H, W, C_i) resnets, then (N, 2H, 2W, C_i) except the last */
     for (int i = 0; i < L; i++) {
         for (int j = 0; j < c->layers_per_block + 1; j++) {
-            const vae_resnet *b = &v->up_res[i][j];
-            buf_view(&y, buf[!cur], n, x.shape[1], x.shape[2], b->cout);
-            if ((rc = resnet_fwd(&r, b, &y, &x, err)) != ENG_OK) goto done;
-            x = y;
-            cur = !cur;
+            if ((rc = resnet_step(&r, &v->up_res[i][j], &pp, &x, err)) != ENG_OK) goto done;
         }
         if (i < L - 1) {
-            buf_view(&y, buf[!cur], n, 2 * x.shape[1], 2 * x.shape[2], v->up_w[i].shape[0]);
-            if ((rc = upsample_fwd(&r, &v->up_w[i], &v->up_b[i], &y, &x, err)) != ENG_OK) goto done;
+            buf_view(&y, pp.buf[!pp.cur], n, 2 * x.shape[1], 2 * x.shape[2], v->up[i].w.shape[0]);
+            if ((rc = sd_block_upsample_forward(&v->up[i], ctx, s, scratch, &y, &x, err)) != 0)
+                goto done;
             x = y;
-            cur = !cur;
+            pp.cur = !pp.cur;
         }
     }
     /* conv_norm_out + SiLU, conv_out -> image (N, f h, f w, out) */
-    buf_view(&y, buf[!cur], n, x.shape[1], x.shape[2], x.shape[3]);
-    rc = eng_op_groupnorm(ctx, s, &y, &x, &v->out_norm_w, &v->out_norm_b, r.groups, VAE_EPS,
+    buf_view(&y, pp.buf[!pp.cur], n, x.shape[1], x.shape[2], x.shape[3]);
+    rc = eng_op_groupnorm(ctx, s, &y, &x, &v->dec_norm_w, &v->dec_norm_b, r.groups, VAE_EPS,
                           ENG_ACT_SILU, err);
     if (rc != ENG_OK) goto done;
-    rc = eng_op_conv2d(ctx, s, image, &y, &v->out_w, &v->out_b, 1, 1, err);
+    rc = eng_op_conv2d(ctx, s, image, &y, &v->dec_out.w, &v->dec_out.b, 1, 1, err);
+done:
+    eng_arena_rewind(scratch, start);
+    return rc;
+}
+
+int sd_vae_encode(const sd_vae *v,
+                  eng_ctx *ctx,
+                  eng_stream *s,
+                  eng_arena *scratch,
+                  eng_tensor *latent,
+                  const eng_tensor *image,
+                  const float *noise,
+                  float scale,
+                  eng_err *err) {
+    int rc = ENG_OK;
+    char lat_s[96], img_s[96];
+    ENG_ASSERT(v != NULL && ctx != NULL && scratch != NULL && image != NULL && latent != NULL);
+    const wt_vae_config *c = &v->cfg;
+    const int L = c->n_levels;
+    const int64_t f = sd_vae_upscale(v), lat = c->latent_channels;
+    const eng_arena_pos start = eng_arena_mark(scratch);
+    vae_run r = {ctx, s, scratch, c->norm_groups};
+    vae_pingpong pp = {{NULL, NULL}, 0};
+    eng_tensor x, y;
+    shape_str(lat_s, sizeof lat_s, latent);
+    shape_str(img_s, sizeof img_s, image);
+    if (!(v->parts & SD_VAE_ENCODER)) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG,
+                         "sd_vae_encode: this sd_vae was loaded without its encoder "
+                         "(sd_vae_load_parts without SD_VAE_ENCODER)");
+        goto done;
+    }
+    if (image->ndim != 4 || image->dtype != ENG_DTYPE_F32 || image->device != ENG_DEVICE_CPU ||
+        !eng_tensor_is_contiguous(image) || image->shape[3] != c->in_channels ||
+        image->shape[0] < 1 || image->shape[1] < f || image->shape[2] < f ||
+        image->shape[1] % f != 0 || image->shape[2] % f != 0 || image->shape[0] > SD_VAE_MAX_SIDE ||
+        image->shape[1] / f > SD_VAE_MAX_SIDE || image->shape[2] / f > SD_VAE_MAX_SIDE) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG,
+                         "sd_vae_encode: image is %s, expected f32[N,H,W,%d] cpu (NHWC, "
+                         "contiguous, H and W multiples of %lld, N, H/%lld, W/%lld in 1..%d)",
+                         img_s, c->in_channels, (long long)f, (long long)f, (long long)f,
+                         SD_VAE_MAX_SIDE);
+        goto done;
+    }
+    const int64_t n = image->shape[0], hh = image->shape[1], ww = image->shape[2];
+    const int64_t h = hh / f, w = ww / f;
+    if (latent->ndim != 4 || latent->dtype != ENG_DTYPE_F32 || latent->device != ENG_DEVICE_CPU ||
+        !eng_tensor_is_contiguous(latent) || latent->shape[0] != n || latent->shape[1] != h ||
+        latent->shape[2] != w || latent->shape[3] != lat) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG,
+                         "sd_vae_encode: latent is %s, expected f32[%lld,%lld,%lld,%lld] cpu for "
+                         "the image %s (contiguous NHWC, 1/%lld of the sides)",
+                         lat_s, (long long)n, (long long)h, (long long)w, (long long)lat, img_s,
+                         (long long)f);
+        goto done;
+    }
+    if (!(scale > 0.0f) || !isfinite(scale)) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG,
+                         "sd_vae_encode: latent scale %g must be finite and > 0 (SD: 0.18215)",
+                         (double)scale);
+        goto done;
+    }
+    /* The largest activation: level i runs at width block_out[i] and 1/2^i of the sides (its
+     * downsampler's output is smaller); the moments are 2 lat wide at the latent's size. */
+    int64_t most = 2 * lat;
+    for (int i = 0; i < L; i++) {
+        const int64_t e = (int64_t)c->block_out[i] * ((int64_t)1 << (2 * (L - 1 - i)));
+        if (e > most) most = e;
+    }
+    if ((rc = pingpong_init(&r, &pp, n * h * w * most, err)) != ENG_OK) goto done;
+    /* conv_in: (N, H, W, in) -> (N, H, W, C_0) */
+    buf_view(&x, pp.buf[0], n, hh, ww, v->enc_in.w.shape[0]);
+    if ((rc = eng_op_conv2d(ctx, s, &x, image, &v->enc_in.w, &v->enc_in.b, 1, 1, err)) != ENG_OK)
+        goto done;
+    pp.cur = 0;
+    /* down blocks: resnets to C_i, then (N, H/2, W/2, C_i) except on the last */
+    for (int i = 0; i < L; i++) {
+        for (int j = 0; j < c->layers_per_block; j++) {
+            if ((rc = resnet_step(&r, &v->down_res[i][j], &pp, &x, err)) != ENG_OK) goto done;
+        }
+        if (i < L - 1) {
+            buf_view(&y, pp.buf[!pp.cur], n, x.shape[1] / 2, x.shape[2] / 2, v->down[i].w.shape[0]);
+            rc = sd_block_downsample_forward(&v->down[i], 0, ctx, s, scratch, &y, &x, err);
+            if (rc != ENG_OK) goto done;
+            x = y;
+            pp.cur = !pp.cur;
+        }
+    }
+    if ((rc = mid_fwd(&r, &v->enc_mid, &pp, &x, err)) != ENG_OK) goto done;
+    /* conv_norm_out + SiLU, conv_out (N, h, w, 2 lat), quant_conv: the moments (mean, logvar) */
+    buf_view(&y, pp.buf[!pp.cur], n, h, w, x.shape[3]);
+    rc = eng_op_groupnorm(ctx, s, &y, &x, &v->enc_norm_w, &v->enc_norm_b, r.groups, VAE_EPS,
+                          ENG_ACT_SILU, err);
+    if (rc != ENG_OK) goto done;
+    buf_view(&x, pp.buf[pp.cur], n, h, w, 2 * lat);
+    if ((rc = eng_op_conv2d(ctx, s, &x, &y, &v->enc_out.w, &v->enc_out.b, 1, 1, err)) != ENG_OK)
+        goto done;
+    buf_view(&y, pp.buf[!pp.cur], n, h, w, 2 * lat);
+    if ((rc = eng_op_conv2d(ctx, s, &y, &x, &v->quant.w, &v->quant.b, 1, 0, err)) != ENG_OK)
+        goto done;
+    /* latent = scale (mean + exp(0.5 clamp(logvar)) noise): DiagonalGaussianDistribution.sample
+     * (mean + std * noise, in f32) then the pipeline's `* scaling_factor`; mode() without noise.
+     * The pixel's 2 lat moments are [mean (lat), logvar (lat)] (torch.chunk along channels). The
+     * ops have no exp or clamp, so this is a loop (the tensors are on the CPU). */
+    {
+        const float *mo = (const float *)y.data;
+        float *out = (float *)latent->data;
+        const int64_t pixels = n * h * w;
+        for (int64_t p = 0; p < pixels; p++) {
+            const float *mp = mo + p * 2 * lat;
+            for (int64_t k = 0; k < lat; k++) {
+                float z = mp[k];
+                if (noise != NULL) {
+                    float lv = mp[lat + k];
+                    lv = lv < VAE_LOGVAR_MIN   ? VAE_LOGVAR_MIN
+                         : lv > VAE_LOGVAR_MAX ? VAE_LOGVAR_MAX
+                                               : lv; /* NaN stays */
+                    const float sd = expf(0.5f * lv);
+                    z = z + sd * noise[p * lat + k];
+                }
+                out[p * lat + k] = z * scale;
+            }
+        }
+    }
 done:
     eng_arena_rewind(scratch, start);
     return rc;

@@ -18,6 +18,7 @@
 #include "eng.h"
 #include "eng_test.h"
 #include "eng_test_ctx.h"
+#include "sd_test_patch.h"
 #include "sd_unet.h"
 #include "wt.h"
 
@@ -29,55 +30,6 @@
 #define CTX_L       77
 #define CTX_C       32
 #define N_AFFINE    125 /* 1-D tensors of the tiny UNet (the script asserts the same) */
-
-/* The golden script's affine_formula: element i of the 1-D tensor `name`. */
-static float affine_formula(const char *name, int64_t i) {
-    unsigned h = 0;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h += *p;
-    h %= 97u;
-    const size_t n = strlen(name);
-    const double base = n >= 7 && strcmp(name + n - 7, ".weight") == 0 ? 1.0 : 0.0;
-    return (float)(base + (double)((int)((13 * i + h) % 17) - 8) / 64.0);
-}
-
-/* Overwrites every 1-D f32 tensor of DIR/unet/diffusion_pytorch_model.safetensors in place. */
-static int patch_affine(const char *dir) {
-    enum { MAXT = 256 };
-    eng_err err = {0};
-    char file[1200];
-    static char names[MAXT][WT_MAX_NAME];
-    uint64_t offs[MAXT];
-    int64_t nums[MAXT];
-    int n = 0;
-    eng_safetensors *st = NULL;
-    snprintf(file, sizeof file, "%s/unet/diffusion_pytorch_model.safetensors", dir);
-    CHECK_OK(eng_safetensors_open(&st, file, &err), &err);
-    for (int64_t i = 0; i < eng_safetensors_count(st); i++) {
-        const eng_safetensors_info *t = eng_safetensors_info_at(st, i);
-        if (t->ndim != 1 || t->dtype != ENG_SAFETENSORS_F32 || n == MAXT) continue;
-        snprintf(names[n], sizeof names[n], "%s", t->name);
-        offs[n] = t->file_offset;
-        nums[n] = t->numel;
-        n++;
-    }
-    eng_safetensors_close(st);
-    CHECK_EQ_I64(n, N_AFFINE);
-    FILE *f = fopen(file, "r+b");
-    CHECK(f != NULL);
-    for (int t = 0; t < n; t++) {
-        for (int64_t i = 0; i < nums[t]; i++) {
-            const float v = affine_formula(names[t], i); /* little-endian hosts only */
-            if (fseek(f, (long)(offs[t] + 4u * (uint64_t)i), SEEK_SET) != 0 ||
-                fwrite(&v, 4, 1, f) != 1) {
-                fclose(f);
-                CHECK(!"patch write failed");
-            }
-        }
-    }
-    CHECK(fclose(f) == 0);
-    return 0;
-}
 
 /* Writes the tiny f32 checkpoint (seed 3, diffusers), patches it and opens it. */
 static int open_tiny(wt_model **m) {
@@ -91,7 +43,14 @@ static int open_tiny(wt_model **m) {
     p.seed = GOLDEN_SEED;
     p.path = path;
     CHECK_OK(wt_make_checkpoint(&p, &err), &err);
-    if (patch_affine(path) != 0) return 1;
+    {
+        int64_t counts[WT_COMPONENT_COUNT];
+        wt_component unet = WT_UNET;
+        if (sd_test_patch(&p.config, WT_FORMAT_DIFFUSERS, path, sd_test_pick_1d, sd_test_affine,
+                          &unet, counts) != 0)
+            return 1;
+        CHECK_EQ_I64(counts[WT_UNET], N_AFFINE);
+    }
     CHECK_OK(wt_model_open(m, path, &err), &err);
     return 0;
 }
