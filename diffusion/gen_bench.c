@@ -29,7 +29,7 @@ static const char usage[] =
     "fraction of the device's peak and, on the CPU, the fraction of OpenBLAS sgemm measured in\n"
     "the same run for the same M, N, K.\n"
     "\n"
-    "  --ops            benchmark the ops (the only mode so far)\n"
+    "  --ops            benchmark the ops (without it: whole generations, gen bench --help)\n"
     "  --device D       cpu (default) or cuda (device 0; exit 2 when there is none)\n"
     "  --dtype T        f32 (default on the CPU, its only type) or f16 (default on CUDA), bf16\n"
     "  --op LIST        only these families: gemm, linear, geglu, conv, groupnorm, attention\n"
@@ -484,6 +484,9 @@ int gen_bench_main(int argc, char **argv) {
     int64_t repeat = 0, threads = 0;
     const char *device = "cpu", *dtype = NULL;
     memset(&b, 0, sizeof b);
+    for (int i = 1; i < argc && !ops; i++)
+        ops = strcmp(argv[i], "--ops") == 0;
+    if (!ops) return gen_bench_model_main(argc, argv); /* whole generations */
     for (int f = 0; f < FAM_COUNT; f++)
         want[f] = 1;
     for (int i = 1; i < argc; i++) {
@@ -517,11 +520,6 @@ int gen_bench_main(int argc, char **argv) {
                     a, usage);
             return 2;
         }
-    }
-    if (!ops) {
-        fprintf(stderr, "gen bench: say what to benchmark: --ops (the only mode so far)\n%s",
-                usage);
-        return 2;
     }
     if (strcmp(device, "cpu") == 0) {
         b.dev = ENG_DEVICE_CPU;

@@ -18,6 +18,9 @@ extern "C" {
 /* argv[0] is "bench". Returns the exit status: 0, 1 (an op failed; the reason on stderr) or
  * 2 (bad usage, or --device cuda without a usable CUDA device). */
 int gen_bench_main(int argc, char **argv);
+/* `gen bench [-m MODEL] --res N --steps N ...` (gen_bench_model.c): whole generations timed;
+ * gen_bench_main hands argv over when --ops is absent. Same exit statuses. */
+int gen_bench_model_main(int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -1,17 +1,23 @@
-/* sd.h: the Stable Diffusion pipeline (text encoders, UNet, VAE, samplers, txt2img/img2img) and
- * the `gen` command. Prefix sd_.
+/* sd.h: the Stable Diffusion 1.x / 2.x pipeline. Prefix sd_.
  *
- * Built in stages (see the README's roadmap). So far: the CLIP text encoder (sd_clip.h), the UNet
- * forward pass (sd_unet.h) and the VAE decoder (sd_vae.h), CPU f32, each matching
- * transformers/diffusers on tiny checkpoints; the samplers and the txt2img/img2img pipeline come
- * next. The `gen` front end lives in
- * gen_*.c. Builds on the engine (eng.h), the tokenizer (tok.h) and the checkpoint readers
- * (wt.h). */
+ *   sd_pipe.h     the pipeline: prompt -> text encoder -> sampler loop with CFG -> VAE (txt2img,
+ *                 img2img), A1111 prompt weights, seeds through the engine's Philox streams
+ *   sd_sampler.h  Euler, Euler a, Heun, DDIM, DPM++ 2M, LCM; normal / Karras; eps / v
+ *   sd_clip.h     the CLIP / OpenCLIP text encoder
+ *   sd_unet.h     the UNet (one step)
+ *   sd_vae.h      the VAE decoder and encoder
+ *   sd_block.h    the ResNet block and resamplers the UNet and the VAE share
+ * CPU f32 today, each matching transformers/diffusers on tiny checkpoints. The `gen` front end
+ * lives in gen_*.c. Builds on the engine (eng.h), the tokenizer (tok.h) and the checkpoint
+ * readers (wt.h). */
 #ifndef SD_H
 #define SD_H
 
 #include "eng.h"
+#include "sd_block.h"
 #include "sd_clip.h"
+#include "sd_pipe.h"
+#include "sd_sampler.h"
 #include "sd_unet.h"
 #include "sd_vae.h"
 
