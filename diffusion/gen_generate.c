@@ -488,7 +488,7 @@ int gen_generate_main(int argc, char **argv) {
     }
     model_name(name, sizeof name, o.model);
     /* a single file's hash, or a diffusers folder's UNet weights' */
-    if (o.hash) model_hash(hash, wt_model_file(sd_pipe_model(pipe), WT_UNET), stderr);
+    if (o.hash) model_hash(hash, sd_pipe_unet_file(pipe), stderr);
 
     {
         char smp[64];

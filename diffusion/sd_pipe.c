@@ -20,7 +20,9 @@
 
 struct sd_pipe {
     eng_ctx *ctx;
-    wt_model *model;
+    wt_model *model; /* open while loading only: the modules copy what they need */
+    wt_sd_config cfg;
+    char unet_file[4096]; /* the file holding the UNet weights (the model hash) */
     tok_clip *tok;
     sd_clip *clip;
     sd_unet *unet;
@@ -135,7 +137,9 @@ int sd_pipe_load(sd_pipe **out, eng_ctx *ctx, const sd_pipe_params *p, eng_err *
     }
     pipe->ctx = ctx;
     if ((rc = wt_model_open(&pipe->model, p->model, err)) != ENG_OK) goto done;
-    const wt_sd_config *cfg = wt_model_config(pipe->model);
+    pipe->cfg = *wt_model_config(pipe->model);
+    snprintf(pipe->unet_file, sizeof pipe->unet_file, "%s", wt_model_file(pipe->model, WT_UNET));
+    const wt_sd_config *cfg = &pipe->cfg;
     /* the tokenizer: the caller's vocabulary, else the diffusers folder's tokenizer/ */
     if (p->vocab != NULL && p->vocab[0] != '\0') {
         rc = tok_clip_load(&pipe->tok, p->vocab, err);
@@ -179,6 +183,10 @@ int sd_pipe_load(sd_pipe **out, eng_ctx *ctx, const sd_pipe_params *p, eng_err *
                          p->model, cfg->unet.context_dim, cfg->text.hidden);
         goto done;
     }
+    /* the weights are copies now: unmapping the files gives their pages back (2 GB for an f16
+     * SD1.5 file, which would otherwise stay in the resident set) */
+    wt_model_close(pipe->model);
+    pipe->model = NULL;
     *out = pipe;
     pipe = NULL;
 done:
@@ -197,10 +205,10 @@ void sd_pipe_destroy(sd_pipe *p) {
 }
 
 const wt_sd_config *sd_pipe_config(const sd_pipe *p) {
-    return wt_model_config(p->model);
+    return &p->cfg;
 }
-const wt_model *sd_pipe_model(const sd_pipe *p) {
-    return p->model;
+const char *sd_pipe_unet_file(const sd_pipe *p) {
+    return p->unet_file;
 }
 sd_prediction sd_pipe_prediction(const sd_pipe *p) {
     return p->sched.prediction;

@@ -119,7 +119,8 @@ int sd_pipe_load(sd_pipe **out, eng_ctx *ctx, const sd_pipe_params *p, eng_err *
 void sd_pipe_destroy(sd_pipe *p); /* NULL is a no-op */
 
 const wt_sd_config *sd_pipe_config(const sd_pipe *p);
-const wt_model *sd_pipe_model(const sd_pipe *p); /* borrowed: the opened checkpoint */
+/* The file holding the UNet's weights (the checkpoint itself for a single file); borrowed. */
+const char *sd_pipe_unet_file(const sd_pipe *p);
 sd_prediction sd_pipe_prediction(const sd_pipe *p);
 /* The scheduler config the sampler is built from (a diffusers folder's scheduler_config.json
  * values, SD defaults otherwise). */
