@@ -1,0 +1,216 @@
+/* nerf_occgrid.c: the occupancy grid (nerf_occgrid.h). */
+#include "nerf_occgrid.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_philox_math.h"
+#include "nerf_render_math.h"
+
+enum { BATCH = 1 << 16 }; /* density evaluations per call of the caller's function */
+
+struct nerf_occgrid {
+    nerf_occgrid_params p;
+    eng_alloc *alloc;
+    eng_tensor values; /* (cascades * res^3) f32 */
+    eng_tensor bits;   /* (cascades * res^3) bytes as I8 */
+    int64_t cells;     /* res^3 */
+};
+
+void nerf_occgrid_params_init(nerf_occgrid_params *p) {
+    memset(p, 0, sizeof *p);
+    p->cascades = 1;
+    p->res = 128;
+    p->decay = 0.95f;
+    p->threshold = 0.01f;
+    p->dt_min = 1.7320508f / 1024.0f;
+    p->warmup_steps = 256;
+    p->seed = 1;
+}
+
+int nerf_occgrid_create(nerf_occgrid **out,
+                        const nerf_occgrid_params *p,
+                        eng_alloc *alloc,
+                        eng_err *err) {
+    int rc = ENG_OK;
+    nerf_occgrid *g = NULL;
+    ENG_ASSERT(out != NULL && p != NULL && alloc != NULL);
+    *out = NULL;
+    if (p->cascades < 1 || p->cascades > NERF_OCCGRID_MAX_CASCADES || p->res < 2 ||
+        p->res > NERF_OCCGRID_MAX_RES || p->res % 2 != 0 || !(p->decay > 0 && p->decay <= 1) ||
+        !(p->threshold > 0) || !(p->dt_min > 0) || p->warmup_steps < 0) {
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "nerf_occgrid_create: cascades %d (1..%d), res %d (even, 2..%d), "
+                           "decay %g (0..1], threshold %g and dt_min %g (> 0), warmup %d",
+                           p->cascades, NERF_OCCGRID_MAX_CASCADES, p->res, NERF_OCCGRID_MAX_RES,
+                           (double)p->decay, (double)p->threshold, (double)p->dt_min,
+                           p->warmup_steps);
+    }
+    if ((g = (nerf_occgrid *)calloc(1, sizeof *g)) == NULL)
+        return eng_err_set(err, ENG_E_OOM, "nerf_occgrid_create: out of memory");
+    g->p = *p;
+    g->alloc = alloc;
+    g->cells = (int64_t)p->res * p->res * p->res;
+    const int64_t n[1] = {g->cells * p->cascades};
+    if ((rc = eng_tensor_alloc(&g->values, alloc, ENG_LIFE_STATE, "nerf_occgrid", ENG_DTYPE_F32, 1,
+                               n, err)) != ENG_OK ||
+        (rc = eng_tensor_alloc(&g->bits, alloc, ENG_LIFE_STATE, "nerf_occgrid", ENG_DTYPE_I8, 1, n,
+                               err)) != ENG_OK)
+        goto done;
+    /* nothing is known yet: every cell occupied, values at the threshold */
+    float *v = (float *)g->values.data;
+    for (int64_t i = 0; i < n[0]; i++)
+        v[i] = p->threshold;
+    memset(g->bits.data, 1, (size_t)n[0]);
+    *out = g;
+    g = NULL;
+done:
+    nerf_occgrid_destroy(g);
+    return rc;
+}
+
+void nerf_occgrid_destroy(nerf_occgrid *g) {
+    if (g == NULL) return;
+    eng_tensor_free(g->alloc, &g->bits);
+    eng_tensor_free(g->alloc, &g->values);
+    free(g);
+}
+
+const nerf_occgrid_params *nerf_occgrid_get_params(const nerf_occgrid *g) {
+    return &g->p;
+}
+
+int nerf_occgrid_occupied(const nerf_occgrid *g, int k, int64_t cell) {
+    if (k < 0 || k >= g->p.cascades || cell < 0 || cell >= g->cells) return 0;
+    return ((const uint8_t *)g->bits.data)[k * g->cells + cell] != 0;
+}
+
+int nerf_occgrid_occupied_at(const nerf_occgrid *g, const float p[3]) {
+    const int k = nerf_cascade_of(p, g->p.cascades);
+    if (k >= g->p.cascades) return 0;
+    return nerf_occgrid_occupied(g, k, nerf_cell_of(p, k, g->p.res));
+}
+
+double nerf_occgrid_occupancy(const nerf_occgrid *g, int k) {
+    if (k < 0 || k >= g->p.cascades) return 0.0;
+    const uint8_t *b = (const uint8_t *)g->bits.data + k * g->cells;
+    int64_t n = 0;
+    for (int64_t i = 0; i < g->cells; i++)
+        n += b[i] != 0;
+    return (double)n / (double)g->cells;
+}
+
+double nerf_occgrid_mean(const nerf_occgrid *g) {
+    const float *v = (const float *)g->values.data;
+    double s = 0;
+    for (int64_t i = 0; i < g->cells; i++)
+        s += v[i];
+    return s / (double)g->cells;
+}
+
+float *nerf_occgrid_values(nerf_occgrid *g) {
+    return (float *)g->values.data;
+}
+uint8_t *nerf_occgrid_bits(nerf_occgrid *g) {
+    return (uint8_t *)g->bits.data;
+}
+
+void nerf_occgrid_refresh(nerf_occgrid *g) {
+    const float thr = (float)fmin((double)g->p.threshold, nerf_occgrid_mean(g));
+    const float *v = (const float *)g->values.data;
+    uint8_t *b = (uint8_t *)g->bits.data;
+    for (int64_t i = 0; i < g->cells * g->p.cascades; i++)
+        b[i] = v[i] > thr;
+}
+
+/* The model-space centre of a random point in cell `cell` of cascade k (u: 3 uniforms). */
+static void cell_point(float p[3], const nerf_occgrid *g, int k, int64_t cell, const float u[3]) {
+    const int64_t r = g->p.res;
+    const int64_t c[3] = {cell % r, (cell / r) % r, cell / (r * r)};
+    const float side = (float)(1 << k), lo = 0.5f - 0.5f * side;
+    for (int a = 0; a < 3; a++)
+        p[a] = lo + ((float)c[a] + u[a]) / (float)r * side;
+}
+
+int nerf_occgrid_update(
+    nerf_occgrid *g, int64_t step, nerf_density_fn density, void *user, eng_err *err) {
+    int rc = ENG_OK;
+    const int64_t total = g->cells * g->p.cascades;
+    const uint64_t seed = g->p.seed, offset = (uint64_t)step;
+    float *v = (float *)g->values.data;
+    const uint8_t *bits = (const uint8_t *)g->bits.data;
+    float *pos = NULL, *sigma = NULL, *fresh = NULL;
+    int64_t *picked = NULL, *occ = NULL;
+    int64_t n_pick = 0, n_occ = 0;
+    /* the cells to look at */
+    const int all = step < g->p.warmup_steps;
+    const int64_t cap = all ? total : total / 2 + 2;
+    picked = (int64_t *)malloc((size_t)cap * sizeof *picked);
+    fresh = (float *)malloc((size_t)total * sizeof *fresh);
+    pos = (float *)malloc((size_t)BATCH * 3 * sizeof *pos);
+    sigma = (float *)malloc((size_t)BATCH * sizeof *sigma);
+    if (picked == NULL || fresh == NULL || pos == NULL || sigma == NULL) {
+        rc = eng_err_set(err, ENG_E_OOM, "nerf_occgrid_update: out of memory (%lld cells)",
+                         (long long)total);
+        goto done;
+    }
+    if (all) {
+        for (int64_t i = 0; i < total; i++)
+            picked[n_pick++] = i;
+    } else {
+        const int64_t quarter = total / 4;
+        for (int64_t i = 0; i < quarter; i++) {
+            const uint64_t x =
+                (uint64_t)(eng_philox_uniform_at(seed, offset, 4 * (uint64_t)i) * 16777216.0f);
+            const uint64_t y =
+                (uint64_t)(eng_philox_uniform_at(seed, offset, 4 * (uint64_t)i + 1) * 16777216.0f);
+            picked[n_pick++] = (int64_t)(((x << 24) | y) % (uint64_t)total);
+        }
+        if ((occ = (int64_t *)malloc((size_t)total * sizeof *occ)) == NULL) {
+            rc = eng_err_set(err, ENG_E_OOM, "nerf_occgrid_update: out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; i < total; i++)
+            if (bits[i]) occ[n_occ++] = i;
+        for (int64_t i = 0; n_occ > 0 && i < quarter; i++) {
+            const uint64_t x =
+                (uint64_t)(eng_philox_uniform_at(seed, offset, 4 * (uint64_t)i + 2) * 16777216.0f);
+            const uint64_t y =
+                (uint64_t)(eng_philox_uniform_at(seed, offset, 4 * (uint64_t)i + 3) * 16777216.0f);
+            picked[n_pick++] = occ[((x << 24) | y) % (uint64_t)n_occ];
+        }
+    }
+    /* new values: the densities at a random point of each picked cell (max when picked twice) */
+    for (int64_t i = 0; i < total; i++)
+        fresh[i] = -1.0f;
+    for (int64_t b0 = 0; b0 < n_pick; b0 += BATCH) {
+        const int64_t nb = n_pick - b0 < BATCH ? n_pick - b0 : BATCH;
+        for (int64_t j = 0; j < nb; j++) {
+            const int64_t idx = picked[b0 + j];
+            const uint64_t e = 3 * (uint64_t)(b0 + j);
+            const float u[3] = {eng_philox_uniform_at(seed, offset | (1ull << 40), e),
+                                eng_philox_uniform_at(seed, offset | (1ull << 40), e + 1),
+                                eng_philox_uniform_at(seed, offset | (1ull << 40), e + 2)};
+            cell_point(pos + 3 * j, g, (int)(idx / g->cells), idx % g->cells, u);
+        }
+        if ((rc = density(user, sigma, pos, nb, err)) != ENG_OK) goto done;
+        for (int64_t j = 0; j < nb; j++) {
+            const int64_t idx = picked[b0 + j];
+            const float d = isfinite(sigma[j]) ? sigma[j] * g->p.dt_min : 0.0f;
+            if (d > fresh[idx]) fresh[idx] = d;
+        }
+    }
+    for (int64_t i = 0; i < total; i++) {
+        const float decayed = v[i] * g->p.decay;
+        v[i] = fresh[i] > decayed ? fresh[i] : decayed;
+    }
+    nerf_occgrid_refresh(g);
+done:
+    free(occ);
+    free(picked);
+    free(fresh);
+    free(pos);
+    free(sigma);
+    return rc;
+}

@@ -1,0 +1,84 @@
+/* nerf_occgrid.h: the occupancy grid of instant-ngp: which cells of the scene hold density, so
+ * ray marching skips empty space. Prefix nerf_occgrid_.
+ *
+ *   nerf_occgrid *g = NULL;
+ *   nerf_occgrid_params gp; nerf_occgrid_params_init(&gp); gp.cascades = 1;
+ *   nerf_occgrid_create(&g, &gp, eng_ctx_alloc(ctx, ENG_DEVICE_CPU), &err);
+ *   every 16 training steps: nerf_occgrid_update(g, step, density, model, pool, &err);
+ *   nerf_occgrid_occupied_at(g, p)   // during marching
+ *
+ * Layout: `cascades` nested cubes, cascade k = [0.5 - 2^k / 2, 0.5 + 2^k / 2]^3 in model space,
+ * each res^3 cells (x fastest). Each cell keeps a density value: the optical thickness of one
+ * minimal step, sigma * dt_min, as instant-ngp stores it. An update (instant-ngp's
+ * update_density_grid):
+ *   - picks cells: every cell while step < warmup_steps (256), afterwards a quarter of all cells
+ *     at random plus a quarter drawn from the occupied ones (Philox, seed + step);
+ *   - evaluates the density at one random point inside each picked cell (the caller's function,
+ *     in batches on the calling thread: the function may use the pool itself);
+ *   - value = max(value * decay, new) for picked cells, value * decay for the others; cells not
+ *     picked keep decaying as in instant-ngp (decay 0.95);
+ *   - occupied = value > min(threshold, mean of cascade 0's values) (threshold 0.01).
+ * Memory: res^3 * cascades floats and bytes (128^3: 10 MiB per cascade), from the given
+ * allocator (ENG_LIFE_STATE). Threads: update from one thread at a time; the queries are
+ * read-only. */
+#ifndef NERF_OCCGRID_H
+#define NERF_OCCGRID_H
+
+#include <stdint.h>
+
+#include "eng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NERF_OCCGRID_MAX_CASCADES 8
+#define NERF_OCCGRID_MAX_RES      512
+
+typedef struct nerf_occgrid nerf_occgrid; /* opaque */
+
+typedef struct nerf_occgrid_params {
+    int cascades;     /* 1 for aabb_scale 1; 1 + log2(aabb_scale) for larger scenes */
+    int res;          /* cells per side: 128 */
+    float decay;      /* 0.95 */
+    float threshold;  /* optical thickness of one step: 0.01 */
+    float dt_min;     /* the marching's smallest step: sqrt(3) / 1024 */
+    int warmup_steps; /* updates of every cell until this step: 256 */
+    uint64_t seed;    /* Philox seed of the cell picks and sample points */
+} nerf_occgrid_params;
+void nerf_occgrid_params_init(nerf_occgrid_params *p);
+
+/* Densities sigma[0..n) at model-space points pos[0..3n). Returns ENG_OK or an error. */
+typedef int (*nerf_density_fn)(void *user, float *sigma, const float *pos, int64_t n, eng_err *err);
+
+/* Errors: ENG_E_INVALID_ARG (cascades 1..8, res 1..512 and even, decay in (0, 1], threshold and
+ * dt_min > 0), ENG_E_OOM. Every cell starts occupied (nothing is known yet). */
+int nerf_occgrid_create(nerf_occgrid **out,
+                        const nerf_occgrid_params *p,
+                        eng_alloc *alloc,
+                        eng_err *err);
+void nerf_occgrid_destroy(nerf_occgrid *g); /* NULL is a no-op */
+
+const nerf_occgrid_params *nerf_occgrid_get_params(const nerf_occgrid *g);
+/* 1 when the cell holding model-space point p (in the smallest cascade containing it) is
+ * occupied; 0 when empty or outside every cascade. */
+int nerf_occgrid_occupied_at(const nerf_occgrid *g, const float p[3]);
+/* The same for cell `cell` of cascade k. */
+int nerf_occgrid_occupied(const nerf_occgrid *g, int k, int64_t cell);
+/* The fraction of occupied cells of cascade k, and the mean density value of cascade 0. */
+double nerf_occgrid_occupancy(const nerf_occgrid *g, int k);
+double nerf_occgrid_mean(const nerf_occgrid *g);
+/* Raw values (res^3 per cascade, cascade-major) and occupancy bytes, for snapshots. */
+float *nerf_occgrid_values(nerf_occgrid *g);
+uint8_t *nerf_occgrid_bits(nerf_occgrid *g);
+/* Recomputes the occupancy bytes from the values (after loading them). */
+void nerf_occgrid_refresh(nerf_occgrid *g);
+
+/* One update at training step `step` (see the top). Errors: those of `density`, ENG_E_OOM. */
+int nerf_occgrid_update(
+    nerf_occgrid *g, int64_t step, nerf_density_fn density, void *user, eng_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NERF_OCCGRID_H */
