@@ -23,7 +23,7 @@
 static const char usage[] =
     "usage: gen bench [-m MODEL] [--res N] [--steps N] [--batch N] [--runs N]\n"
     "                 [--sampling-method S] [--cfg-scale X] [--device cpu|cuda] [--threads N]\n"
-    "                 [--vocab PATH]\n"
+    "                 [--dtype f16|f32|bf16] [--vocab PATH]\n"
     "\n"
     "Times whole generations (text encoder, sampling with classifier-free guidance, VAE decode)\n"
     "and prints, per run and as min / median over the runs: UNet it/s (one pass = one CFG batch\n"
@@ -37,7 +37,8 @@ static const char usage[] =
     "  --batch N          images per run (default 1)\n"
     "  --runs N           timed runs (default 3); one untimed warm-up run comes first unless\n"
     "                     --no-warmup\n"
-    "  --sampling-method S, --cfg-scale X, --device D, --threads N, --vocab PATH: as for gen\n";
+    "  --sampling-method S, --cfg-scale X, --device D, --dtype T, --threads N, --vocab PATH:\n"
+    "                     as for gen\n";
 
 static int default_model(char *out, size_t cap, eng_err *err) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -93,6 +94,7 @@ int gen_bench_model_main(int argc, char **argv) {
     int64_t res = 512, steps = 20, batch = 1, runs = 3, threads = 0;
     double cfg = 7.0;
     const char *model = NULL, *sampler = "euler_a", *device = "cpu", *vocab_flag = NULL;
+    int dtype = -1; /* sd_pipe_params.dtype: the device's default */
     char model_buf[4096], vocab[4096];
     eng_ctx *ctx = NULL;
     sd_pipe *pipe = NULL;
@@ -131,6 +133,9 @@ int gen_bench_model_main(int argc, char **argv) {
             sampler = v;
         } else if (strcmp(a, "--device") == 0) {
             device = v;
+        } else if (strcmp(a, "--dtype") == 0) {
+            eng_dtype dt = ENG_DTYPE_F32;
+            if ((rc = eng_dtype_parse(&dt, v, &err)) == ENG_OK) dtype = (int)dt;
         } else if (strcmp(a, "--vocab") == 0) {
             vocab_flag = v;
         } else {
@@ -167,6 +172,7 @@ int gen_bench_model_main(int argc, char **argv) {
         model = model_buf;
     }
     pp.model = model;
+    pp.dtype = dtype;
     if (gen_find_vocab(vocab, sizeof vocab, vocab_flag, model, &err) != ENG_OK) goto fail;
     pp.vocab = vocab[0] != '\0' ? vocab : NULL;
 
@@ -222,6 +228,13 @@ int gen_bench_model_main(int argc, char **argv) {
                "%.2f GiB\n",
                (double)st.peak_in_use / (1 << 30), (double)st.peak_reserved / (1 << 30),
                (double)ru.ru_maxrss / (1 << 20));
+        eng_alloc *gpu = eng_ctx_alloc(ctx, ENG_DEVICE_CUDA);
+        if (gpu != NULL) {
+            eng_alloc_stats gs;
+            eng_alloc_get_stats(gpu, &gs);
+            printf("peak GPU memory: engine allocator %.2f GiB in use (reserved %.2f GiB)\n",
+                   (double)gs.peak_in_use / (1 << 30), (double)gs.peak_reserved / (1 << 30));
+        }
     }
     status = 0;
     goto done;

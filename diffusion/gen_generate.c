@@ -29,7 +29,7 @@ typedef struct gen_opts {
     int64_t steps, seed_set, width, height, batch, clip_skip, threads;
     int64_t seed;
     double cfg, strength;
-    int prediction, weights, hash;
+    int prediction, weights, hash, dtype;
     const char *sampler, *schedule;
 } gen_opts;
 
@@ -38,7 +38,7 @@ static int parse_args(gen_opts *o, int argc, char **argv, eng_err *err) {
     memset(o, 0, sizeof *o);
     o->output = "output.png";
     o->steps = 20, o->cfg = 7.0, o->seed = 42, o->batch = 1, o->clip_skip = 1, o->strength = 0.75;
-    o->prediction = -1, o->weights = 1, o->hash = 1, o->device = "cpu";
+    o->prediction = -1, o->weights = 1, o->hash = 1, o->device = "cpu", o->dtype = -1;
     o->sampler = "euler_a", o->schedule = "normal";
     for (int i = 1; i < argc && rc == ENG_OK; i++) {
         const char *a = argv[i];
@@ -83,7 +83,8 @@ static int parse_args(gen_opts *o, int argc, char **argv, eng_err *err) {
                                             "--strength",
                                             "--clip-skip",
                                             "--threads",
-                                            "--prediction"};
+                                            "--prediction",
+                                            "--dtype"};
         int is_known = 0;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
             is_known |= strcmp(a, known[k]) == 0;
@@ -107,6 +108,9 @@ static int parse_args(gen_opts *o, int argc, char **argv, eng_err *err) {
             o->vocab = v;
         } else if (strcmp(a, "--device") == 0) {
             o->device = v;
+        } else if (strcmp(a, "--dtype") == 0) {
+            eng_dtype dt = ENG_DTYPE_F32;
+            if ((rc = eng_dtype_parse(&dt, v, err)) == ENG_OK) o->dtype = (int)dt;
         } else if (strcmp(a, "--sampling-method") == 0) {
             o->sampler = v;
         } else if (strcmp(a, "--schedule") == 0) {
@@ -427,6 +431,7 @@ int gen_generate_main(int argc, char **argv) {
     sd_pipe_params_init(&pp);
     pp.model = o.model;
     pp.prediction = o.prediction;
+    pp.dtype = o.dtype;
     if (strcmp(o.device, "cuda") == 0) {
         pp.device = ENG_DEVICE_CUDA;
     } else if (strcmp(o.device, "cpu") != 0) {

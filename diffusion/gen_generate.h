@@ -41,6 +41,8 @@ extern "C" {
     "      --vocab PATH          CLIP vocabulary (default: a diffusers folder's tokenizer/,\n"     \
     "                            else $ENG_CLIP_VOCAB, else the data folder's)\n"                  \
     "      --device cpu|cuda     where to run (default cpu)\n"                                     \
+    "      --dtype f16|f32|bf16  weights and activations on the device (default: f16 on cuda;\n"   \
+    "                            the CPU runs f32 only)\n"                                         \
     "      --threads N           CPU threads (default: all; also $ENG_THREADS)\n"                  \
     "      --no-hash             leave the model hash out of the PNG text (skips hashing)\n"       \
     "\n"                                                                                           \

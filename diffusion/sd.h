@@ -7,7 +7,8 @@
  *   sd_unet.h     the UNet (one step)
  *   sd_vae.h      the VAE decoder and encoder
  *   sd_block.h    the ResNet block and resamplers the UNet and the VAE share
- * CPU f32 today, each matching transformers/diffusers on tiny checkpoints. The `gen` front end
+ * On the CPU in f32 or a CUDA device in f32/f16/bf16, each matching transformers/diffusers on
+ * tiny checkpoints (CPU; the CUDA path has not run on a GPU yet). The `gen` front end
  * lives in gen_*.c. Builds on the engine (eng.h), the tokenizer (tok.h) and the checkpoint
  * readers (wt.h). */
 #ifndef SD_H

@@ -1,12 +1,14 @@
-/* sd_clip.c: the CLIP text encoder forward pass (see sd_clip.h): weights loaded once as f32 host
- * tensors, activations from the caller's arena, every step an eng_op_* call. Port of
- * transformers' CLIPTextTransformer (models/clip/modeling_clip.py). */
+/* sd_clip.c: the CLIP text encoder forward pass (see sd_clip.h): weights loaded once onto the
+ * chosen device and dtype, activations from the caller's arena, every step an eng_op_* call.
+ * Port of transformers' CLIPTextTransformer (models/clip/modeling_clip.py). */
 #include "sd_clip.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sd_block.h"
 
 /* The tensors of one encoder layer, in the order of layer_names below. */
 enum {
@@ -54,7 +56,8 @@ typedef struct sd_clip_layer {
 
 struct sd_clip {
     wt_text_config cfg;
-    eng_alloc *alloc;      /* retained: the weights live here */
+    sd_block_dest dest;    /* device, dtype, and the weights' allocator (retained) */
+    eng_alloc *alloc;      /* dest.alloc */
     eng_tensor tok_emb;    /* (vocab, C) */
     eng_tensor pos_emb;    /* (max_positions, C) */
     eng_tensor final_ln_w; /* (C) */
@@ -83,17 +86,51 @@ const wt_text_config *sd_clip_config(const sd_clip *clip) {
     return &clip->cfg;
 }
 
-static int load(const wt_model *m, eng_alloc *a, const char *name, eng_tensor *t, eng_err *err) {
-    char full[WT_MAX_NAME + 32];
-    snprintf(full, sizeof full, "text_encoder.%s", name);
-    return wt_model_load_tensor(m, full, a, ENG_DTYPE_F32, 0, t, err);
+static int
+load(const wt_model *m, const sd_block_dest *d, const char *name, eng_tensor *t, eng_err *err) {
+    return sd_block_load_tensor(t, m, d, 0, err, "text_encoder.%s", name);
 }
 
+static int create(sd_clip **out, const wt_model *model, const sd_block_dest *d, eng_err *err);
+
 int sd_clip_create(sd_clip **out, const wt_model *model, eng_alloc *alloc, eng_err *err) {
-    int rc = ENG_OK;
-    sd_clip *c = NULL;
     ENG_ASSERT(out != NULL && model != NULL && alloc != NULL);
     *out = NULL;
+    if (eng_alloc_device(alloc) != ENG_DEVICE_CPU) {
+        return eng_err_set(err, ENG_E_UNSUPPORTED,
+                           "sd_clip_create: the allocator is on %s; sd_clip_create loads into "
+                           "host memory (sd_clip_create_on loads onto a device)",
+                           eng_alloc_device_name(alloc));
+    }
+    /* the CPU path of the loader never uses the context */
+    const sd_block_dest d = {NULL, alloc, ENG_DEVICE_CPU, ENG_DTYPE_F32};
+    return create(out, model, &d, err);
+}
+
+int sd_clip_create_on(sd_clip **out,
+                      const wt_model *model,
+                      eng_ctx *ctx,
+                      eng_device_kind device,
+                      eng_dtype dtype,
+                      eng_err *err) {
+    sd_block_dest d;
+    ENG_ASSERT(out != NULL && model != NULL && ctx != NULL);
+    *out = NULL;
+    const int rc = sd_block_dest_init(&d, ctx, device, dtype, "sd_clip_create", err);
+    return rc != ENG_OK ? rc : create(out, model, &d, err);
+}
+
+eng_device_kind sd_clip_device(const sd_clip *clip) {
+    return clip->dest.device;
+}
+
+eng_dtype sd_clip_dtype(const sd_clip *clip) {
+    return clip->dest.dtype;
+}
+
+static int create(sd_clip **out, const wt_model *model, const sd_block_dest *d, eng_err *err) {
+    int rc = ENG_OK;
+    sd_clip *c = NULL;
     const wt_text_config *t = &wt_model_config(model)->text;
     if (t->hidden < 1 || t->layers < 1 || t->heads < 1 || t->hidden % t->heads != 0 ||
         t->intermediate < 1 || t->vocab < 1 || t->max_positions < 1) {
@@ -112,21 +149,21 @@ int sd_clip_create(sd_clip **out, const wt_model *model, eng_alloc *alloc, eng_e
         goto done;
     }
     c->cfg = *t;
-    c->alloc = alloc;
-    if ((rc = load(model, alloc, "text_model.embeddings.token_embedding.weight", &c->tok_emb,
-                   err)) != ENG_OK ||
-        (rc = load(model, alloc, "text_model.embeddings.position_embedding.weight", &c->pos_emb,
-                   err)) != ENG_OK ||
-        (rc = load(model, alloc, "text_model.final_layer_norm.weight", &c->final_ln_w, err)) !=
+    c->dest = *d;
+    c->alloc = d->alloc;
+    if ((rc = load(model, d, "text_model.embeddings.token_embedding.weight", &c->tok_emb, err)) !=
             ENG_OK ||
-        (rc = load(model, alloc, "text_model.final_layer_norm.bias", &c->final_ln_b, err)) !=
-            ENG_OK)
+        (rc = load(model, d, "text_model.embeddings.position_embedding.weight", &c->pos_emb,
+                   err)) != ENG_OK ||
+        (rc = load(model, d, "text_model.final_layer_norm.weight", &c->final_ln_w, err)) !=
+            ENG_OK ||
+        (rc = load(model, d, "text_model.final_layer_norm.bias", &c->final_ln_b, err)) != ENG_OK)
         goto done;
     for (int l = 0; l < t->layers; l++) {
         for (int i = 0; i < CL_LAYER_COUNT; i++) {
             char name[WT_MAX_NAME];
             snprintf(name, sizeof name, "text_model.encoder.layers.%d.%s", l, layer_names[i]);
-            if ((rc = load(model, alloc, name, &c->layers[l].t[i], err)) != ENG_OK) goto done;
+            if ((rc = load(model, d, name, &c->layers[l].t[i], err)) != ENG_OK) goto done;
         }
     }
     *out = c;
@@ -136,10 +173,11 @@ done:
     return rc;
 }
 
-/* A contiguous f32 scratch tensor (B, L, n). */
-static int scratch3(eng_tensor *t, eng_arena *ar, int64_t b, int64_t l, int64_t n, eng_err *err) {
+/* A contiguous scratch tensor (B, L, n) of dtype dt. */
+static int scratch3(
+    eng_tensor *t, eng_arena *ar, eng_dtype dt, int64_t b, int64_t l, int64_t n, eng_err *err) {
     const int64_t shape[3] = {b, l, n};
-    return eng_tensor_scratch(t, ar, ENG_DTYPE_F32, 3, shape, err);
+    return eng_tensor_scratch(t, ar, dt, 3, shape, err);
 }
 
 /* (B, L, H * D) contiguous viewed as (B, L, H, D), what eng_op_attention takes. */
@@ -179,14 +217,15 @@ int sd_clip_forward(sd_clip *clip,
                          clip_skip, cfg->layers, cfg->layers);
         goto done;
     }
-    if (out->dtype != ENG_DTYPE_F32 || out->device != ENG_DEVICE_CPU || out->ndim != 3 ||
+    if (out->dtype != clip->dest.dtype || out->device != clip->dest.device || out->ndim != 3 ||
         out->shape[0] != batch || out->shape[1] < 1 || out->shape[1] > cfg->max_positions ||
         out->shape[2] != C || !eng_tensor_is_contiguous(out) || out->data == NULL) {
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
-                         "sd_clip_forward: out is %s, expected f32[%lld, L, %lld] cpu contiguous "
+                         "sd_clip_forward: out is %s, expected %s[%lld, L, %lld] %s contiguous "
                          "with 1 <= L <= %d",
-                         eng_tensor_describe(out, desc, sizeof desc), (long long)batch,
-                         (long long)C, cfg->max_positions);
+                         eng_tensor_describe(out, desc, sizeof desc),
+                         eng_dtype_name(clip->dest.dtype), (long long)batch, (long long)C,
+                         eng_device_name(clip->dest.device), cfg->max_positions);
         goto done;
     }
     const int64_t B = batch, L = out->shape[1];
@@ -201,14 +240,15 @@ int sd_clip_forward(sd_clip *clip,
     }
 
     /* Scratch: h (residual stream), x (norm output, then attention output), q, k, v,
-     * m (MLP hidden). All (B, L, .) f32 contiguous. */
+     * m (MLP hidden). All (B, L, .) contiguous, of the weights' dtype and device. */
+    const eng_dtype dt = clip->dest.dtype;
     eng_tensor h, x, q, k, v, m, qh, kh, vh, xh;
-    if ((rc = scratch3(&h, arena, B, L, C, err)) != ENG_OK ||
-        (rc = scratch3(&x, arena, B, L, C, err)) != ENG_OK ||
-        (rc = scratch3(&q, arena, B, L, C, err)) != ENG_OK ||
-        (rc = scratch3(&k, arena, B, L, C, err)) != ENG_OK ||
-        (rc = scratch3(&v, arena, B, L, C, err)) != ENG_OK ||
-        (rc = scratch3(&m, arena, B, L, I, err)) != ENG_OK)
+    if ((rc = scratch3(&h, arena, dt, B, L, C, err)) != ENG_OK ||
+        (rc = scratch3(&x, arena, dt, B, L, C, err)) != ENG_OK ||
+        (rc = scratch3(&q, arena, dt, B, L, C, err)) != ENG_OK ||
+        (rc = scratch3(&k, arena, dt, B, L, C, err)) != ENG_OK ||
+        (rc = scratch3(&v, arena, dt, B, L, C, err)) != ENG_OK ||
+        (rc = scratch3(&m, arena, dt, B, L, I, err)) != ENG_OK)
         goto done;
     if ((rc = heads_view(&qh, &q, H, err)) != ENG_OK ||
         (rc = heads_view(&kh, &k, H, err)) != ENG_OK ||
@@ -216,21 +256,23 @@ int sd_clip_forward(sd_clip *clip,
         (rc = heads_view(&xh, &x, H, err)) != ENG_OK)
         goto done;
 
-    /* Embeddings: h[b, l, :] = tok_emb[ids[b, l], :] + pos_emb[l, :]. A host loop: the weights
-     * are host tensors (a device version would gather with a kernel). */
+    /* Embeddings: h[b, l, :] = tok_emb[ids[b, l], :] + pos_emb[l, :]. The ids are on the host
+     * and the engine has no gather op: one row copy per token into x (B L small copies on the
+     * weights' device), then one broadcast add of the first L positions. */
     {
-        float *hp = (float *)h.data;
-        const float *te = (const float *)clip->tok_emb.data;
-        const float *pe = (const float *)clip->pos_emb.data;
-        for (int64_t b = 0; b < B; b++) {
-            for (int64_t l = 0; l < L; l++) {
-                float *row = hp + (b * L + l) * C;
-                const float *tr = te + (int64_t)ids[b * L + l] * C;
-                const float *pr = pe + l * C;
-                for (int64_t c = 0; c < C; c++)
-                    row[c] = tr[c] + pr[c];
-            }
+        const int64_t flat[2] = {B * L, C}, ps[3] = {1, L, C};
+        eng_tensor x2, xrow, trow, pos, pos3;
+        if ((rc = eng_tensor_view_reshape(&x2, &x, 2, flat, err)) != ENG_OK) goto done;
+        for (int64_t i = 0; i < B * L; i++) {
+            if ((rc = eng_tensor_view_rows(&xrow, &x2, i, 1, err)) != ENG_OK ||
+                (rc = eng_tensor_view_rows(&trow, &clip->tok_emb, ids[i], 1, err)) != ENG_OK ||
+                (rc = eng_op_contiguous(ctx, stream, &xrow, &trow, err)) != ENG_OK)
+                goto done;
         }
+        if ((rc = eng_tensor_view_rows(&pos, &clip->pos_emb, 0, L, err)) != ENG_OK ||
+            (rc = eng_tensor_view_reshape(&pos3, &pos, 3, ps, err)) != ENG_OK ||
+            (rc = eng_op_binary(ctx, stream, &h, &x, &pos3, ENG_BINOP_ADD, err)) != ENG_OK)
+            goto done;
     }
 
     const int run_layers = cfg->layers - (clip_skip - 1);
@@ -249,7 +291,7 @@ int sd_clip_forward(sd_clip *clip,
             (rc = eng_op_attention(ctx, stream, &xh, &qh, &kh, &vh, scale, 1, err)) != ENG_OK ||
             (rc = eng_op_linear(ctx, stream, &q, &x, &w[CL_O_W], &w[CL_O_B], ENG_ACT_NONE, err)) !=
                 ENG_OK ||
-            (rc = eng_op_add(ctx, stream, &h, &h, &q, err)) != ENG_OK)
+            (rc = sd_block_add(ctx, stream, &h, &h, &q, err)) != ENG_OK)
             goto done;
         /* MLP block: h += fc2(act(fc1(LN2(h)))) */
         if ((rc = eng_op_layernorm(ctx, stream, &x, &h, &w[CL_LN2_W], &w[CL_LN2_B], SD_CLIP_LN_EPS,
@@ -258,7 +300,7 @@ int sd_clip_forward(sd_clip *clip,
                 ENG_OK ||
             (rc = eng_op_linear(ctx, stream, &q, &m, &w[CL_FC2_W], &w[CL_FC2_B], ENG_ACT_NONE,
                                 err)) != ENG_OK ||
-            (rc = eng_op_add(ctx, stream, &h, &h, &q, err)) != ENG_OK)
+            (rc = sd_block_add(ctx, stream, &h, &h, &q, err)) != ENG_OK)
             goto done;
     }
     rc = eng_op_layernorm(ctx, stream, out, &h, &clip->final_ln_w, &clip->final_ln_b,

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "eng_bench.h"
+#include "sd_block.h"
 #include "sd_clip.h"
 #include "sd_unet.h"
 #include "sd_vae.h"
@@ -20,7 +21,9 @@
 
 struct sd_pipe {
     eng_ctx *ctx;
-    wt_model *model; /* open while loading only: the modules copy what they need */
+    eng_device_kind dev; /* where the modules run */
+    eng_dtype dt;        /* their weights and activations */
+    wt_model *model;     /* open while loading only: the modules copy what they need */
     wt_sd_config cfg;
     char unet_file[4096]; /* the file holding the UNet weights (the model hash) */
     tok_clip *tok;
@@ -35,6 +38,7 @@ void sd_pipe_params_init(sd_pipe_params *p) {
     memset(p, 0, sizeof *p);
     p->prediction = -1;
     p->device = ENG_DEVICE_CPU;
+    p->dtype = -1;
 }
 
 void sd_gen_params_init(sd_gen_params *g) {
@@ -120,10 +124,29 @@ int sd_pipe_load(sd_pipe **out, eng_ctx *ctx, const sd_pipe_params *p, eng_err *
         rc = eng_err_set(err, ENG_E_INVALID_ARG, "sd_pipe_load: no model path given");
         goto done;
     }
-    if (p->device != ENG_DEVICE_CPU) {
+    if (p->device != ENG_DEVICE_CPU && p->device != ENG_DEVICE_CUDA) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG, "sd_pipe_load: device %d is not cpu or cuda",
+                         (int)p->device);
+        goto done;
+    }
+    if (eng_ctx_alloc(ctx, p->device) == NULL) {
         rc = eng_err_set(err, ENG_E_UNSUPPORTED,
-                         "sd_pipe_load: the pipeline runs on the CPU only in this version "
-                         "(the CUDA op library is there, the SD modules do not use it yet)");
+                         "sd_pipe_load: no %s device is attached to the context (eng_cuda_attach "
+                         "first)",
+                         eng_device_name(p->device));
+        goto done;
+    }
+    const eng_dtype dt = p->dtype >= 0                 ? (eng_dtype)p->dtype
+                         : p->device == ENG_DEVICE_CPU ? ENG_DTYPE_F32
+                                                       : ENG_DTYPE_F16;
+    if (p->dtype < -1 || p->dtype >= ENG_DTYPE_COUNT ||
+        (p->device == ENG_DEVICE_CPU && dt != ENG_DTYPE_F32) ||
+        (dt != ENG_DTYPE_F32 && dt != ENG_DTYPE_F16 && dt != ENG_DTYPE_BF16)) {
+        rc = eng_err_set(err, ENG_E_UNSUPPORTED,
+                         "sd_pipe_load: dtype %s on %s (the CPU runs f32 only; CUDA f16 (the "
+                         "default), f32 or bf16)",
+                         p->dtype >= 0 && p->dtype < ENG_DTYPE_COUNT ? eng_dtype_name(dt) : "?",
+                         eng_device_name(p->device));
         goto done;
     }
     if (p->prediction < -1 || p->prediction >= SD_PRED_COUNT) {
@@ -136,6 +159,8 @@ int sd_pipe_load(sd_pipe **out, eng_ctx *ctx, const sd_pipe_params *p, eng_err *
         goto done;
     }
     pipe->ctx = ctx;
+    pipe->dev = p->device;
+    pipe->dt = dt;
     if ((rc = wt_model_open(&pipe->model, p->model, err)) != ENG_OK) goto done;
     pipe->cfg = *wt_model_config(pipe->model);
     snprintf(pipe->unet_file, sizeof pipe->unet_file, "%s", wt_model_file(pipe->model, WT_UNET));
@@ -171,11 +196,12 @@ int sd_pipe_load(sd_pipe **out, eng_ctx *ctx, const sd_pipe_params *p, eng_err *
                          p->model, cfg->prediction_type);
         goto done;
     }
-    if ((rc = sd_clip_create(&pipe->clip, pipe->model, eng_ctx_alloc(ctx, ENG_DEVICE_CPU), err)) !=
-        ENG_OK)
+    if ((rc = sd_clip_create_on(&pipe->clip, pipe->model, ctx, pipe->dev, pipe->dt, err)) !=
+            ENG_OK ||
+        (rc = sd_unet_load_on(&pipe->unet, pipe->model, ctx, pipe->dev, pipe->dt, err)) != ENG_OK ||
+        (rc = sd_vae_load_on(&pipe->vae, pipe->model, ctx, pipe->dev, pipe->dt,
+                             SD_VAE_DECODER | SD_VAE_ENCODER, err)) != ENG_OK)
         goto done;
-    if ((rc = sd_unet_load(&pipe->unet, pipe->model, ctx, err)) != ENG_OK) goto done;
-    if ((rc = sd_vae_load(&pipe->vae, pipe->model, ctx, err)) != ENG_OK) goto done;
     if (cfg->unet.context_dim != cfg->text.hidden) {
         rc = eng_err_set(err, ENG_E_FORMAT,
                          "sd_pipe_load: %s: the UNet's cross-attention width %d does not match "
@@ -213,6 +239,12 @@ const char *sd_pipe_unet_file(const sd_pipe *p) {
 sd_prediction sd_pipe_prediction(const sd_pipe *p) {
     return p->sched.prediction;
 }
+eng_device_kind sd_pipe_device(const sd_pipe *p) {
+    return p->dev;
+}
+eng_dtype sd_pipe_dtype(const sd_pipe *p) {
+    return p->dt;
+}
 const sd_scheduler_config *sd_pipe_scheduler(const sd_pipe *p) {
     return &p->sched;
 }
@@ -238,7 +270,7 @@ int sd_pipe_encode_prompt(sd_pipe *p,
     float w[CTX_LEN];
     int64_t n_prompt = 0;
     const int64_t hidden = sd_clip_config(p->clip)->hidden;
-    eng_arena *arena = eng_alloc_scratch(eng_ctx_alloc(p->ctx, ENG_DEVICE_CPU));
+    eng_arena *arena = eng_alloc_scratch(eng_ctx_alloc(p->ctx, p->dev));
     const eng_arena_pos mark = eng_arena_mark(arena);
     if (prompt == NULL) prompt = "";
     if (truncated != NULL) *truncated = 0;
@@ -256,8 +288,16 @@ int sd_pipe_encode_prompt(sd_pipe *p,
                                      strlen(prompt), err)) != ENG_OK)
         goto done;
     if (truncated != NULL && n_prompt > CTX_LEN - 2) *truncated = n_prompt - (CTX_LEN - 2);
-    if ((rc = sd_clip_forward(p->clip, p->ctx, NULL, arena, out, ids, 1, clip_skip, err)) != ENG_OK)
-        goto done;
+    if (p->dev == ENG_DEVICE_CPU) {
+        rc = sd_clip_forward(p->clip, p->ctx, NULL, arena, out, ids, 1, clip_skip, err);
+    } else { /* the states come down in f32: the weighting below runs on the host */
+        eng_tensor d;
+        if ((rc = eng_tensor_scratch(&d, arena, p->dt, 3, out->shape, err)) == ENG_OK &&
+            (rc = sd_clip_forward(p->clip, p->ctx, NULL, arena, &d, ids, 1, clip_skip, err)) ==
+                ENG_OK)
+            rc = sd_block_download(p->ctx, NULL, (float *)out->data, &d, err);
+    }
+    if (rc != ENG_OK) goto done;
     /* A1111: z *= weight per token, then restore the original mean of the whole prompt */
     int weighted = 0;
     for (int i = 0; i < CTX_LEN; i++)
@@ -304,12 +344,44 @@ static int noise_nhwc(eng_stream *s,
     return ENG_OK;
 }
 
+/* The host buffers (f32, the CPU allocator) and their twins on the modules' device: on the CPU
+ * the twins are the host tensors themselves; on a device they are the UNet's / VAE's inputs and
+ * outputs in the pipeline's dtype, filled and read with sd_block_upload/download. */
 typedef struct gen_bufs {
-    eng_tensor x, x_in, pred, cond, noise, tmp, img;
+    eng_tensor x, x_in, pred, cond, noise, tmp, img; /* host */
+    eng_tensor d_x_in, d_pred, d_cond, d_lat, d_img; /* device twins */
+    int on_dev;                                      /* the twins are allocated */
 } gen_bufs;
 
 static int state_alloc(eng_alloc *a, eng_tensor *t, int nd, const int64_t *shape, eng_err *err) {
     return eng_tensor_alloc(t, a, ENG_LIFE_STATE, "sd_pipe", ENG_DTYPE_F32, nd, shape, err);
+}
+
+/* d = the device twin of the host tensor h: h itself on the CPU, else a state tensor of h's
+ * shape in the pipeline's dtype on its device. */
+static int twin_alloc(const sd_pipe *p, eng_tensor *d, const eng_tensor *h, eng_err *err) {
+    if (p->dev == ENG_DEVICE_CPU) {
+        *d = *h;
+        return ENG_OK;
+    }
+    return eng_tensor_alloc(d, eng_ctx_alloc(p->ctx, p->dev), ENG_LIFE_STATE, "sd_pipe", p->dt,
+                            h->ndim, h->shape, err);
+}
+
+/* Latent i (1, h, w, C) of the host latents x as the VAE takes it: on the CPU a view of x; on a
+ * device the d_lat twin, filled from x when `fill`. */
+static int latent_for_vae(const sd_pipe *p,
+                          gen_bufs *b,
+                          eng_tensor *lat,
+                          const int64_t shape[4],
+                          int64_t i,
+                          int fill,
+                          eng_err *err) {
+    float *xi = (float *)b->x.data + i * shape[1] * shape[2] * shape[3];
+    if (p->dev == ENG_DEVICE_CPU)
+        return eng_tensor_init(lat, xi, ENG_DTYPE_F32, ENG_DEVICE_CPU, 4, shape, err);
+    *lat = b->d_lat;
+    return fill ? sd_block_upload(p->ctx, NULL, lat, xi, err) : ENG_OK;
 }
 
 static int check_params(const sd_pipe *p, const sd_gen_params *g, eng_err *err) {
@@ -348,7 +420,8 @@ static int check_params(const sd_pipe *p, const sd_gen_params *g, eng_err *err) 
 int sd_pipe_generate(sd_pipe *p, const sd_gen_params *g, sd_images *out, eng_err *err) {
     int rc = ENG_OK;
     eng_alloc *alloc = eng_ctx_alloc(p->ctx, ENG_DEVICE_CPU);
-    eng_arena *arena = eng_alloc_scratch(alloc);
+    eng_alloc *dalloc = eng_ctx_alloc(p->ctx, p->dev);
+    eng_arena *arena = eng_alloc_scratch(dalloc); /* the modules' activations */
     eng_stream *s = eng_ctx_stream(p->ctx, ENG_DEVICE_CPU);
     sd_sampler *smp = NULL;
     eng_progress *bar = NULL;
@@ -365,9 +438,10 @@ int sd_pipe_generate(sd_pipe *p, const sd_gen_params *g, sd_images *out, eng_err
     const int64_t per = h * w * C, n = B * per;
     const int cfg_on = g->cfg_scale > 1.0;
     const int64_t nb = cfg_on ? 2 * B : B; /* UNet batch: [uncond x B, cond x B] */
+    const int64_t ls[4] = {1, h, w, C};
     const double t0 = eng_bench_now_s();
 
-    /* buffers */
+    /* buffers: host f32 state, and their twins on the device */
     {
         const int64_t xs[4] = {B, h, w, C}, xb[4] = {nb, h, w, C}, cs[3] = {nb, CTX_LEN, hidden};
         const int64_t ns[1] = {n}, tmp[1] = {H * W * 3 > per ? H * W * 3 : per};
@@ -380,6 +454,15 @@ int sd_pipe_generate(sd_pipe *p, const sd_gen_params *g, sd_images *out, eng_err
             (rc = state_alloc(alloc, &b.tmp, 1, tmp, err)) != ENG_OK ||
             (rc = state_alloc(alloc, &b.img, 4, is, err)) != ENG_OK)
             goto done;
+        b.on_dev = p->dev != ENG_DEVICE_CPU;
+        if ((rc = twin_alloc(p, &b.d_x_in, &b.x_in, err)) != ENG_OK ||
+            (rc = twin_alloc(p, &b.d_pred, &b.pred, err)) != ENG_OK ||
+            (rc = twin_alloc(p, &b.d_cond, &b.cond, err)) != ENG_OK ||
+            (rc = twin_alloc(p, &b.d_img, &b.img, err)) != ENG_OK)
+            goto done;
+        if (b.on_dev && (rc = eng_tensor_alloc(&b.d_lat, dalloc, ENG_LIFE_STATE, "sd_pipe", p->dt,
+                                               4, ls, err)) != ENG_OK)
+            goto done;
         if ((ts = (float *)malloc((size_t)nb * sizeof *ts)) == NULL) {
             rc = eng_err_set(err, ENG_E_OOM, "sd_pipe_generate: out of memory");
             goto done;
@@ -388,7 +471,8 @@ int sd_pipe_generate(sd_pipe *p, const sd_gen_params *g, sd_images *out, eng_err
     float *x = (float *)b.x.data, *x_in = (float *)b.x_in.data, *pred = (float *)b.pred.data;
     float *noise = (float *)b.noise.data, *tmp = (float *)b.tmp.data;
 
-    /* 1. conditioning: rows [0, B) the negative prompt (when guided), then B rows of the prompt */
+    /* 1. conditioning: rows [0, B) the negative prompt (when guided), then B rows of the prompt;
+     * weighted on the host, then uploaded once */
     {
         const int64_t row = CTX_LEN * hidden;
         eng_tensor one;
@@ -415,10 +499,13 @@ int sd_pipe_generate(sd_pipe *p, const sd_gen_params *g, sd_images *out, eng_err
             for (int64_t i = 1; i < B; i++)
                 memcpy(c + i * row, c, (size_t)row * sizeof *c);
         }
+        if (b.on_dev && (rc = sd_block_upload(p->ctx, NULL, &b.d_cond, c, err)) != ENG_OK)
+            goto done;
     }
     const double t1 = eng_bench_now_s();
 
-    /* 2. the sampler and the initial latents */
+    /* 2. the sampler and the initial latents (the sampler's maths stay on the host: the latents
+     * are small, and each model call moves them to and from the device) */
     if ((rc = sd_sampler_create(&smp, g->sampler, g->schedule, &p->sched, g->steps,
                                 g->init_image != NULL ? g->strength : 1.0, n, err)) != ENG_OK)
         goto done;
@@ -439,16 +526,18 @@ int sd_pipe_generate(sd_pipe *p, const sd_gen_params *g, sd_images *out, eng_err
         float *im = (float *)b.img.data;
         for (int64_t i = 0; i < H * W * 3; i++)
             im[i] = 2.0f * g->init_image[i] - 1.0f;
+        if (b.on_dev && (rc = sd_block_upload(p->ctx, NULL, &b.d_img, im, err)) != ENG_OK)
+            goto done;
         for (int64_t i = 0; i < B; i++) {
             eng_tensor lat;
-            const int64_t ls[4] = {1, h, w, C};
             float *enc_noise = pred; /* free until the loop starts */
             if ((rc = noise_nhwc(s, enc_noise, tmp, h, w, C, g->seed + (uint64_t)i,
                                  SD_PIPE_NOISE_ENCODE, err)) != ENG_OK ||
-                (rc = eng_tensor_init(&lat, x + i * per, ENG_DTYPE_F32, ENG_DEVICE_CPU, 4, ls,
-                                      err)) != ENG_OK ||
-                (rc = sd_vae_encode(p->vae, p->ctx, NULL, arena, &lat, &b.img, enc_noise,
+                (rc = latent_for_vae(p, &b, &lat, ls, i, 0, err)) != ENG_OK ||
+                (rc = sd_vae_encode(p->vae, p->ctx, NULL, arena, &lat, &b.d_img, enc_noise,
                                     SD_VAE_SCALE_SD1, err)) != ENG_OK)
+                goto done;
+            if (b.on_dev && (rc = sd_block_download(p->ctx, NULL, x + i * per, &lat, err)) != 0)
                 goto done;
         }
         sd_sampler_add_noise(smp, x, noise);
@@ -473,10 +562,14 @@ int sd_pipe_generate(sd_pipe *p, const sd_gen_params *g, sd_images *out, eng_err
         for (int64_t k = 0; k < nb; k++)
             ts[k] = t;
         {
-            eng_tensor cond = b.cond;
+            eng_tensor cond = b.d_cond;
             if (!cfg_on) cond.shape[0] = B; /* no negative rows were written */
-            if ((rc = sd_unet_forward(p->unet, p->ctx, NULL, arena, &b.pred, &b.x_in, ts, &cond,
+            if (b.on_dev && (rc = sd_block_upload(p->ctx, NULL, &b.d_x_in, x_in, err)) != ENG_OK)
+                goto done;
+            if ((rc = sd_unet_forward(p->unet, p->ctx, NULL, arena, &b.d_pred, &b.d_x_in, ts, &cond,
                                       err)) != ENG_OK)
+                goto done;
+            if (b.on_dev && (rc = sd_block_download(p->ctx, NULL, pred, &b.d_pred, err)) != ENG_OK)
                 goto done;
         }
         if (cfg_on) {
@@ -505,13 +598,14 @@ int sd_pipe_generate(sd_pipe *p, const sd_gen_params *g, sd_images *out, eng_err
     res.batch = B, res.height = H, res.width = W;
     for (int64_t i = 0; i < B; i++) {
         eng_tensor lat;
-        const int64_t ls[4] = {1, h, w, C};
         const float *y = (const float *)b.img.data;
         float *dst = res.pixels + i * H * W * 3;
-        if ((rc = eng_tensor_init(&lat, x + i * per, ENG_DTYPE_F32, ENG_DEVICE_CPU, 4, ls, err)) !=
-                ENG_OK ||
-            (rc = sd_vae_decode(p->vae, p->ctx, NULL, arena, &b.img, &lat, SD_VAE_SCALE_SD1,
+        if ((rc = latent_for_vae(p, &b, &lat, ls, i, 1, err)) != ENG_OK ||
+            (rc = sd_vae_decode(p->vae, p->ctx, NULL, arena, &b.d_img, &lat, SD_VAE_SCALE_SD1,
                                 err)) != ENG_OK)
+            goto done;
+        if (b.on_dev &&
+            (rc = sd_block_download(p->ctx, NULL, (float *)b.img.data, &b.d_img, err)) != ENG_OK)
             goto done;
         for (int64_t k = 0; k < H * W * 3; k++) {
             const float v = y[k] * 0.5f + 0.5f; /* diffusers: (image / 2 + 0.5).clamp(0, 1) */
@@ -529,6 +623,13 @@ done:
     eng_progress_destroy(bar);
     sd_sampler_destroy(smp);
     free(ts);
+    if (b.on_dev) {
+        eng_tensor_free(dalloc, &b.d_lat);
+        eng_tensor_free(dalloc, &b.d_img);
+        eng_tensor_free(dalloc, &b.d_cond);
+        eng_tensor_free(dalloc, &b.d_pred);
+        eng_tensor_free(dalloc, &b.d_x_in);
+    }
     eng_tensor_free(alloc, &b.img);
     eng_tensor_free(alloc, &b.tmp);
     eng_tensor_free(alloc, &b.noise);

@@ -32,11 +32,23 @@
  *     SD_PIPE_NOISE_STEP + i), NCHW order.
  *  4. The VAE decodes x / 0.18215 one image at a time; pixels = clamp((y + 1) / 2, 0, 1).
  *
- * Precision and devices: everything runs in f32 on the CPU (the text encoder, UNet and VAE are
- * CPU f32 modules; --device cuda is refused with ENG_E_UNSUPPORTED for now). Memory: the weights
- * (ENG_LIFE_WEIGHTS), the latents and conditioning (ENG_LIFE_STATE, freed at the end of each
- * generation), the activations from the CPU allocator's scratch arena, rewound after every
- * module pass, so steps after the first allocate nothing.
+ * Precision and devices: params.device picks where the text encoder, UNet and VAE keep their
+ * weights and run (every computation an eng_op_* of that device), params.dtype their type: f32
+ * on the CPU (its only type), f16 by default on CUDA (f32 and bf16 selectable; the device must
+ * be attached to the context first, eng_cuda_attach). The sampler's maths stay on the host in
+ * f32 whatever the device: the latents are small (4 h w floats per image), so each model call
+ * uploads the scaled latents (converted to the dtype on the host), runs the UNet on the device
+ * and downloads its prediction as f32; the CFG combine, the sampler step and the noise draws
+ * are host loops, exactly as on the CPU, so a seed draws the same noise on every device. The
+ * conditioning is encoded on the device, brought back in f32 for A1111's weighting (which needs
+ * whole-prompt means, a reduction the ops lack), and uploaded once per generation; the VAE
+ * decodes on the device and the image comes back in f32 for the clamp. The transfers are
+ * synchronous copies on the device's default stream (sd_block.h), a few per step.
+ * Memory: the weights (ENG_LIFE_WEIGHTS, on the device), the latents and conditioning
+ * (ENG_LIFE_STATE on the host, and their twins in the dtype on a device, freed at the end of
+ * each generation), the activations from the device allocator's scratch arena, rewound after
+ * every module pass, so steps after the first allocate nothing; host staging for the
+ * conversions comes from the CPU allocator's scratch arena.
  * Ownership: the sd_pipe owns its model, tokenizer and modules; results are the caller's
  * (sd_images_free). Threads: one generation at a time per sd_pipe. */
 #ifndef SD_PIPE_H
@@ -74,7 +86,10 @@ typedef struct sd_pipe_params {
      * files: epsilon, since SD 2.x 768-v and 512-base files have the same tensors), else an
      * sd_prediction. */
     int prediction;
-    eng_device_kind device; /* ENG_DEVICE_CPU (default) */
+    eng_device_kind device; /* ENG_DEVICE_CPU (default) or ENG_DEVICE_CUDA (attached) */
+    /* -1 (default): the device's default, f32 on the CPU, f16 on CUDA; else an eng_dtype:
+     * ENG_DTYPE_F32 (the CPU's only one), ENG_DTYPE_F16 or ENG_DTYPE_BF16 on CUDA. */
+    int dtype;
 } sd_pipe_params;
 void sd_pipe_params_init(sd_pipe_params *p);
 
@@ -111,10 +126,12 @@ typedef struct sd_images {
 } sd_images;
 void sd_images_free(sd_images *im); /* zeroes the struct; NULL / zeroed are no-ops */
 
-/* Opens the checkpoint, loads the tokenizer, text encoder, UNet and VAE (f32, CPU).
+/* Opens the checkpoint, loads the tokenizer, text encoder, UNet and VAE onto params.device in
+ * params.dtype (see the top).
  * Errors: those of wt_model_open (ENG_E_IO, ENG_E_FORMAT, ENG_E_UNSUPPORTED for .ckpt, ...),
- * tok_clip_load, the module loaders; ENG_E_INVALID_ARG (no vocabulary, bad prediction);
- * ENG_E_UNSUPPORTED (a device other than the CPU). */
+ * tok_clip_load, the module loaders; ENG_E_INVALID_ARG (no vocabulary, bad prediction, a device
+ * that is neither CPU nor CUDA); ENG_E_UNSUPPORTED (the device is not attached to ctx, a dtype
+ * the device does not run). */
 int sd_pipe_load(sd_pipe **out, eng_ctx *ctx, const sd_pipe_params *p, eng_err *err);
 void sd_pipe_destroy(sd_pipe *p); /* NULL is a no-op */
 
@@ -122,6 +139,8 @@ const wt_sd_config *sd_pipe_config(const sd_pipe *p);
 /* The file holding the UNet's weights (the checkpoint itself for a single file); borrowed. */
 const char *sd_pipe_unet_file(const sd_pipe *p);
 sd_prediction sd_pipe_prediction(const sd_pipe *p);
+eng_device_kind sd_pipe_device(const sd_pipe *p); /* where the modules run */
+eng_dtype sd_pipe_dtype(const sd_pipe *p);        /* their weights' and activations' type */
 /* The scheduler config the sampler is built from (a diffusers folder's scheduler_config.json
  * values, SD defaults otherwise). */
 const sd_scheduler_config *sd_pipe_scheduler(const sd_pipe *p);
@@ -130,8 +149,9 @@ const sd_scheduler_config *sd_pipe_scheduler(const sd_pipe *p);
 void sd_pipe_default_size(const sd_pipe *p, sd_gen_params *g);
 
 /* The conditioning of one prompt: out (1, 77, hidden) f32 CPU (the caller's) = the weighted
- * text-encoder states (step 1 above). Errors: ENG_E_INVALID_ARG (invalid UTF-8, bad clip_skip,
- * out of the wrong shape), ENG_E_OOM. Sets *truncated (may be NULL) to the number of prompt
+ * text-encoder states (step 1 above; the encoder runs on the pipeline's device).
+ * Errors: ENG_E_INVALID_ARG (invalid UTF-8, bad clip_skip, out of the wrong shape), ENG_E_OOM,
+ * those of the transfers (ENG_E_DEVICE). Sets *truncated (may be NULL) to the number of prompt
  * tokens cut beyond 75. */
 int sd_pipe_encode_prompt(sd_pipe *p,
                           eng_tensor *out,

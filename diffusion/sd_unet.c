@@ -1,4 +1,4 @@
-/* sd_unet.c: the UNet (diffusers UNet2DConditionModel) on the engine's ops, f32 NHWC.
+/* sd_unet.c: the UNet (diffusers UNet2DConditionModel) on the engine's ops, NHWC, any device.
  * Reference: diffusers models/unets/unet_2d_condition.py (forward: time embedding, skip
  * bookkeeping), unets/unet_2d_blocks.py (CrossAttnDownBlock2D, DownBlock2D,
  * UNetMidBlock2DCrossAttn, UpBlock2D, CrossAttnUpBlock2D), resnet.py (ResnetBlock2D,
@@ -36,7 +36,8 @@ typedef struct un_tr {
 
 struct sd_unet {
     wt_unet_config cfg;
-    eng_alloc *alloc; /* the weights' allocator */
+    sd_block_dest dest; /* device, dtype and the weights' allocator */
+    eng_alloc *alloc;   /* dest.alloc */
     eng_tensor tensors[SD_UNET_MAX_TENSORS];
     int n_tensors;
     eng_tensor *t1_w, *t1_b, *t2_w, *t2_b; /* time_embedding.linear_1/2 */
@@ -76,7 +77,7 @@ static int load(sd_unet *u,
         return eng_err_set(err, ENG_E_UNSUPPORTED, "sd_unet_load: more than %d tensors at %s",
                            SD_UNET_MAX_TENSORS, name);
     eng_tensor *dst = &u->tensors[u->n_tensors];
-    const int rc = wt_model_load_tensor(m, name, u->alloc, ENG_DTYPE_F32, flags, dst, err);
+    const int rc = sd_block_load_tensor(dst, m, &u->dest, flags, err, "%s", name);
     if (rc == ENG_OK) {
         u->n_tensors++;
         *t = dst;
@@ -92,7 +93,7 @@ static int load_resnet(sd_unet *u,
                        int64_t cin,
                        int64_t cout,
                        eng_err *err) {
-    return sd_block_resnet_load(r, m, u->alloc, p, cin, cout, u->t2_w->shape[0], u->cfg.norm_groups,
+    return sd_block_resnet_load(r, m, &u->dest, p, cin, cout, u->t2_w->shape[0], u->cfg.norm_groups,
                                 RES_EPS, err);
 }
 
@@ -162,7 +163,17 @@ void sd_unet_destroy(sd_unet *u) {
 }
 
 int sd_unet_load(sd_unet **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
+    return sd_unet_load_on(out, m, ctx, ENG_DEVICE_CPU, ENG_DTYPE_F32, err);
+}
+
+int sd_unet_load_on(sd_unet **out,
+                    const wt_model *m,
+                    eng_ctx *ctx,
+                    eng_device_kind device,
+                    eng_dtype dtype,
+                    eng_err *err) {
     int rc = ENG_OK;
+    sd_block_dest dest;
     sd_unet *u = NULL;
     char p[WT_MAX_NAME];
     int64_t skip[WT_MAX_LEVELS * (SD_UNET_MAX_LAYERS + 1) + 1];
@@ -170,6 +181,8 @@ int sd_unet_load(sd_unet **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
     ENG_ASSERT(out != NULL && m != NULL && ctx != NULL);
     *out = NULL;
     const wt_unet_config *c = &wt_model_config(m)->unet;
+    if ((rc = sd_block_dest_init(&dest, ctx, device, dtype, "sd_unet_load", err)) != ENG_OK)
+        goto done;
     if (c->n_levels < 1 || c->n_levels > WT_MAX_LEVELS || c->layers_per_block < 1 ||
         c->layers_per_block > SD_UNET_MAX_LAYERS) {
         rc = eng_err_set(err, ENG_E_UNSUPPORTED,
@@ -183,7 +196,8 @@ int sd_unet_load(sd_unet **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
         goto done;
     }
     u->cfg = *c;
-    u->alloc = eng_ctx_alloc(ctx, ENG_DEVICE_CPU);
+    u->dest = dest;
+    u->alloc = dest.alloc;
     const int L = c->n_levels, nl = c->layers_per_block;
     if ((rc = load(u, m, &u->t1_w, 0, err, "unet.time_embedding.linear_1.weight")) != ENG_OK)
         goto done;
@@ -213,7 +227,7 @@ int sd_unet_load(sd_unet **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
         }
         if (i < L - 1) {
             snprintf(p, sizeof p, "unet.down_blocks.%d.downsamplers.0.conv", i);
-            if ((rc = sd_block_conv_load(&u->down[i], m, u->alloc, p, w, w, 3, err)) != ENG_OK)
+            if ((rc = sd_block_conv_load(&u->down[i], m, &u->dest, p, w, w, 3, err)) != ENG_OK)
                 goto done;
             skip[ns++] = w;
         }
@@ -244,7 +258,7 @@ int sd_unet_load(sd_unet **out, const wt_model *m, eng_ctx *ctx, eng_err *err) {
         }
         if (i < L - 1) {
             snprintf(p, sizeof p, "unet.up_blocks.%d.upsamplers.0.conv", i);
-            if ((rc = sd_block_conv_load(&u->up[i], m, u->alloc, p, w, w, 3, err)) != ENG_OK)
+            if ((rc = sd_block_conv_load(&u->up[i], m, &u->dest, p, w, w, 3, err)) != ENG_OK)
                 goto done;
         }
         prev = w;
@@ -266,18 +280,27 @@ const struct wt_unet_config *sd_unet_config(const sd_unet *u) {
     return &u->cfg;
 }
 
+eng_device_kind sd_unet_device(const sd_unet *u) {
+    return u->dest.device;
+}
+
+eng_dtype sd_unet_dtype(const sd_unet *u) {
+    return u->dest.dtype;
+}
+
 /* ---- forward ---------------------------------------------------------------------------------- */
 typedef struct un_run {
     eng_ctx *ctx;
     eng_stream *s;
     eng_arena *ar;
+    eng_dtype dt; /* the weights' and activations' */
     int64_t groups;
     const eng_tensor *temb;    /* SiLU(temb) (N, T) */
     const eng_tensor *context; /* (N, Lc, context_dim) */
 } un_run;
 
 static int scratch_n(const un_run *r, eng_tensor *t, int nd, const int64_t *shape, eng_err *err) {
-    return eng_tensor_scratch(t, r->ar, ENG_DTYPE_F32, nd, shape, err);
+    return eng_tensor_scratch(t, r->ar, r->dt, nd, shape, err);
 }
 
 static int
@@ -326,7 +349,7 @@ static int attn_fwd(const un_run *r,
     if (rc != ENG_OK) goto done;
     if ((rc = eng_op_linear(r->ctx, r->s, &p, &o, a->o_w, a->o_b, ENG_ACT_NONE, err)) != ENG_OK)
         goto done;
-    rc = eng_op_add(r->ctx, r->s, h, h, &p, err);
+    rc = sd_block_add(r->ctx, r->s, h, h, &p, err);
 done:
     eng_arena_rewind(r->ar, pos);
     return rc;
@@ -370,19 +393,20 @@ tr_fwd(const un_run *r, const un_tr *t, eng_tensor *y, const eng_tensor *x, eng_
     if ((rc = eng_op_geglu(r->ctx, r->s, &g, &f, err)) != ENG_OK) goto done;
     if ((rc = eng_op_linear(r->ctx, r->s, &p, &g, t->ff2_w, t->ff2_b, ENG_ACT_NONE, err)) != 0)
         goto done;
-    if ((rc = eng_op_add(r->ctx, r->s, &h, &h, &p, err)) != ENG_OK) goto done;
+    if ((rc = sd_block_add(r->ctx, r->s, &h, &h, &p, err)) != ENG_OK) goto done;
     /* y = proj_out(h) + x */
     if ((rc = eng_tensor_view_reshape(&y3, y, 3, tok, err)) != ENG_OK) goto done;
     if ((rc = eng_op_linear(r->ctx, r->s, &y3, &h, &pout, t->pout_b, ENG_ACT_NONE, err)) != 0)
         goto done;
-    rc = eng_op_add(r->ctx, r->s, y, y, x, err);
+    rc = sd_block_add(r->ctx, r->s, y, y, x, err);
 done:
     eng_arena_rewind(r->ar, pos);
     return rc;
 }
 
-static int check_f32_cpu(const eng_tensor *t, int ndim) {
-    return t->ndim == ndim && t->dtype == ENG_DTYPE_F32 && t->device == ENG_DEVICE_CPU &&
+/* t is an ndim-D contiguous tensor of the UNet's dtype and device. */
+static int is_mine(const sd_unet *u, const eng_tensor *t, int ndim) {
+    return t->ndim == ndim && t->dtype == u->dest.dtype && t->device == u->dest.device &&
            eng_tensor_is_contiguous(t);
 }
 
@@ -396,7 +420,7 @@ int sd_unet_forward(const sd_unet *u,
                     const eng_tensor *context,
                     eng_err *err) {
     int rc = ENG_OK;
-    char lat_s[96], out_s[96], ctx_s[96];
+    char lat_s[96], out_s[96], ctx_s[96], want[32];
     ENG_ASSERT(u != NULL && ctx != NULL && scratch != NULL && out != NULL && latent != NULL &&
                timesteps != NULL && context != NULL);
     const wt_unet_config *c = &u->cfg;
@@ -406,31 +430,34 @@ int sd_unet_forward(const sd_unet *u,
     (void)eng_tensor_describe(latent, lat_s, sizeof lat_s);
     (void)eng_tensor_describe(out, out_s, sizeof out_s);
     (void)eng_tensor_describe(context, ctx_s, sizeof ctx_s);
-    if (!check_f32_cpu(latent, 4) || latent->shape[3] != c->in_channels || latent->shape[0] < 1 ||
+    snprintf(want, sizeof want, "%s", eng_dtype_name(u->dest.dtype));
+    const char *dev = eng_device_name(u->dest.device);
+    if (!is_mine(u, latent, 4) || latent->shape[3] != c->in_channels || latent->shape[0] < 1 ||
         latent->shape[1] < 1 || latent->shape[2] < 1 || latent->shape[0] > SD_UNET_MAX_SIDE ||
         latent->shape[1] > SD_UNET_MAX_SIDE || latent->shape[2] > SD_UNET_MAX_SIDE ||
         latent->shape[1] % f != 0 || latent->shape[2] % f != 0) {
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
-                         "sd_unet_forward: latent is %s, expected f32[N,h,w,%d] cpu (NHWC, "
+                         "sd_unet_forward: latent is %s, expected %s[N,h,w,%d] %s (NHWC, "
                          "contiguous, h and w multiples of %lld, at most %d)",
-                         lat_s, c->in_channels, (long long)f, SD_UNET_MAX_SIDE);
+                         lat_s, want, c->in_channels, dev, (long long)f, SD_UNET_MAX_SIDE);
         goto done;
     }
     const int64_t n = latent->shape[0], h = latent->shape[1], w = latent->shape[2];
-    if (!check_f32_cpu(context, 3) || context->shape[0] != n || context->shape[1] < 1 ||
+    if (!is_mine(u, context, 3) || context->shape[0] != n || context->shape[1] < 1 ||
         context->shape[1] > SD_UNET_MAX_SIDE || context->shape[2] != c->context_dim) {
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
-                         "sd_unet_forward: context is %s, expected f32[%lld,Lc,%d] cpu for the "
+                         "sd_unet_forward: context is %s, expected %s[%lld,Lc,%d] %s for the "
                          "latent %s (contiguous)",
-                         ctx_s, (long long)n, c->context_dim, lat_s);
+                         ctx_s, want, (long long)n, c->context_dim, dev, lat_s);
         goto done;
     }
-    if (!check_f32_cpu(out, 4) || out->shape[0] != n || out->shape[1] != h || out->shape[2] != w ||
+    if (!is_mine(u, out, 4) || out->shape[0] != n || out->shape[1] != h || out->shape[2] != w ||
         out->shape[3] != c->out_channels) {
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
-                         "sd_unet_forward: out is %s, expected f32[%lld,%lld,%lld,%d] cpu for the "
+                         "sd_unet_forward: out is %s, expected %s[%lld,%lld,%lld,%d] %s for the "
                          "latent %s (contiguous NHWC)",
-                         out_s, (long long)n, (long long)h, (long long)w, c->out_channels, lat_s);
+                         out_s, want, (long long)n, (long long)h, (long long)w, c->out_channels,
+                         dev, lat_s);
         goto done;
     }
     for (int64_t i = 0; i < n; i++) {
@@ -440,7 +467,7 @@ int sd_unet_forward(const sd_unet *u,
             goto done;
         }
     }
-    un_run r = {ctx, s, scratch, c->norm_groups, NULL, context};
+    un_run r = {ctx, s, scratch, u->dest.dtype, c->norm_groups, NULL, context};
     eng_tensor tt, tsin, t1, temb, x, y, cat;
     eng_tensor skips[WT_MAX_LEVELS * (SD_UNET_MAX_LAYERS + 1) + 1];
     int ns = 0;
@@ -448,9 +475,15 @@ int sd_unet_forward(const sd_unet *u,
     {
         const int64_t tn[1] = {n}, s0[2] = {n, u->t1_w->shape[1]}, s1[2] = {n, u->t1_w->shape[0]};
         const int64_t s2[2] = {n, u->t2_w->shape[0]};
-        if ((rc = eng_tensor_init(&tt, (void *)timesteps, ENG_DTYPE_F32, ENG_DEVICE_CPU, 1, tn,
-                                  err)) != ENG_OK)
-            goto done;
+        if (u->dest.device == ENG_DEVICE_CPU) {
+            if ((rc = eng_tensor_init(&tt, (void *)timesteps, ENG_DTYPE_F32, ENG_DEVICE_CPU, 1, tn,
+                                      err)) != ENG_OK)
+                goto done;
+        } else { /* the embedding op reads t (f32) on the device: N floats uploaded */
+            if ((rc = eng_tensor_scratch(&tt, scratch, ENG_DTYPE_F32, 1, tn, err)) != ENG_OK ||
+                (rc = sd_block_upload(ctx, s, &tt, timesteps, err)) != ENG_OK)
+                goto done;
+        }
         if ((rc = scratch_n(&r, &tsin, 2, s0, err)) != ENG_OK) goto done;
         if ((rc = scratch_n(&r, &t1, 2, s1, err)) != ENG_OK) goto done;
         if ((rc = scratch_n(&r, &temb, 2, s2, err)) != ENG_OK) goto done;

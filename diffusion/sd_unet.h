@@ -2,8 +2,9 @@
  *
  *   sd_unet *unet = NULL; eng_err err = {0};
  *   if (sd_unet_load(&unet, model, ctx, &err) != ENG_OK) { fprintf(stderr, "%s\n", err.msg); ... }
- *   // latent, out: (N, h, w, 4) f32 NHWC; context: (N, Lc, context_dim) (Lc = 77 from CLIP);
- *   // timesteps: N floats (the scheduler's t for each sample)
+ *   // or on a GPU: sd_unet_load_on(&unet, model, ctx, ENG_DEVICE_CUDA, ENG_DTYPE_F16, &err)
+ *   // latent, out: (N, h, w, 4) NHWC; context: (N, Lc, context_dim) (Lc = 77 from CLIP), all of
+ *   // the UNet's dtype and device; timesteps: N host floats (the scheduler's t for each sample)
  *   rc = sd_unet_forward(unet, ctx, NULL, eng_alloc_scratch(alloc), &out, &latent, timesteps,
  *                        &context, &err);
  *   // the pass leaves the arena rewound to where it found it
@@ -23,12 +24,17 @@
  * of: self-attention, cross-attention to the context, GEGLU feed-forward of width 4 C; each
  * with a residual) -> proj_out -> + the input. Attention has heads[level] heads of C / heads.
  *
- * Precision and devices: weights are loaded as f32 into the context's CPU allocator
- * (ENG_LIFE_WEIGHTS); all tensors f32 CPU. Activations come from the caller's scratch arena (no
- * malloc during a pass): every block output stays until the end of the pass (the skips need most
- * of them), each block's temporaries are rewound after it; roughly 30 activations of the latent's
- * size times the width (about 0.5 GiB per sample at 64x64 latents for SD 1.x), plus the
- * attention's scores. Ownership: the sd_unet owns its weights (retains the CPU allocator until
+ * Precision and devices: sd_unet_load puts the weights in f32 into the context's CPU allocator;
+ * sd_unet_load_on into the allocator of any attached device, in f32 (the CPU's only type), f16
+ * or bf16 (ENG_LIFE_WEIGHTS, through host memory one tensor at a time: sd_block.h). A pass takes
+ * latent, context and out of that dtype and device and runs every computation as an eng_op_* on
+ * it (f32 accumulation in the device kernels); only the N timesteps are uploaded (a synchronous
+ * copy of N floats when the UNet is on a device). Activations come from the caller's scratch
+ * arena, which must be of the UNet's device (no malloc during a pass): every block output stays
+ * until the end of the pass (the skips need most of them), each block's temporaries are rewound
+ * after it; roughly 30 activations of the latent's size times the width (about 0.5 GiB per
+ * sample at 64x64 latents for SD 1.x in f32, half in f16), plus the attention's scores on the
+ * CPU. Ownership: the sd_unet owns its weights (retains the device's allocator until
  * sd_unet_destroy). Threads: one pass at a time per sd_unet; load/destroy from one thread. */
 #ifndef SD_UNET_H
 #define SD_UNET_H
@@ -58,14 +64,28 @@ struct wt_unet_config;
  * ENG_E_OOM, those of wt_model_load_tensor (ENG_E_INVALID_ARG for a missing or misshapen
  * tensor, ...). */
 int sd_unet_load(sd_unet **out, const wt_model *m, eng_ctx *ctx, eng_err *err);
+/* The same into eng_ctx_alloc(ctx, device) as `dtype`: ENG_DEVICE_CPU with ENG_DTYPE_F32 is
+ * sd_unet_load; ENG_DEVICE_CUDA (attached with eng_cuda_attach) takes F32, F16 or BF16.
+ * Errors: those of sd_unet_load; ENG_E_UNSUPPORTED (the device is not attached, a dtype it does
+ * not run), ENG_E_DEVICE (an upload failed). */
+int sd_unet_load_on(sd_unet **out,
+                    const wt_model *m,
+                    eng_ctx *ctx,
+                    eng_device_kind device,
+                    eng_dtype dtype,
+                    eng_err *err);
 void sd_unet_destroy(sd_unet *u); /* NULL is a no-op */
 
 const struct wt_unet_config *sd_unet_config(const sd_unet *u);
+eng_device_kind sd_unet_device(const sd_unet *u); /* where its weights are and its passes run */
+eng_dtype sd_unet_dtype(const sd_unet *u);        /* of the weights and the activations */
 
 /* out (N, h, w, out_channels) = unet(latent (N, h, w, in_channels), timesteps[0..N),
  * context (N, Lc, context_dim)): the model's prediction (noise for "epsilon" models, v for
- * "v_prediction"). h and w must be multiples of 2^(levels - 1) (8 for SD). All f32, contiguous,
- * CPU. `s` NULL: the CPU default stream. Scratch comes from `scratch` (left rewound).
+ * "v_prediction"). h and w must be multiples of 2^(levels - 1) (8 for SD). latent, context and
+ * out contiguous, of the UNet's dtype and device (sd_unet_dtype, sd_unet_device); timesteps on
+ * the host. `s` NULL: the device's default stream. Scratch comes from `scratch`, an arena of the
+ * UNet's device (left rewound).
  * Errors: ENG_E_INVALID_ARG (wrong ranks, channels, context width or batch, sizes, an output of
  * the wrong shape, a non-finite timestep; each message names the shapes), ENG_E_OOM (scratch),
  * errors of the ops. */

@@ -1,4 +1,4 @@
-/* sd_vae.c: the VAE (diffusers AutoencoderKL encode and decode) on the engine's ops, f32 NHWC.
+/* sd_vae.c: the VAE (diffusers AutoencoderKL encode and decode) on the engine's ops, NHWC.
  * Reference: diffusers models/autoencoders/vae.py (Encoder, Decoder, DiagonalGaussianDistribution),
  * autoencoder_kl.py (quant_conv, post_quant_conv), unets/unet_2d_blocks.py (DownEncoderBlock2D,
  * UNetMidBlock2D, UpDecoderBlock2D), attention_processor.py (Attention with residual_connection,
@@ -31,8 +31,9 @@ typedef struct vae_mid {
 
 struct sd_vae {
     wt_vae_config cfg;
-    unsigned parts;   /* SD_VAE_DECODER | SD_VAE_ENCODER: what was loaded */
-    eng_alloc *alloc; /* retained: the weights' allocator */
+    unsigned parts;     /* SD_VAE_DECODER | SD_VAE_ENCODER: what was loaded */
+    sd_block_dest dest; /* device, dtype and the weights' allocator */
+    eng_alloc *alloc;   /* dest.alloc, retained */
     /* decoder: post_quant_conv (lat -> lat, 1x1), conv_in (lat -> C_top), mid, up_blocks.i
      * (layers_per_block + 1 resnets, then upsamplers.0 on all but the last), norm_out, conv_out */
     sd_block_conv post_quant, dec_in, dec_out;
@@ -63,7 +64,7 @@ static int load_attn(sd_vae *v, const wt_model *m, vae_attn *a, const char *p, e
         {&a->o_w, "to_out.0.weight"},      {&a->o_b, "to_out.0.bias"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        rc = sd_block_load_tensor(rows[i].t, m, v->alloc, 0, err, "%s.%s", p, rows[i].suffix);
+        rc = sd_block_load_tensor(rows[i].t, m, &v->dest, 0, err, "%s.%s", p, rows[i].suffix);
         if (rc != ENG_OK) break;
     }
     return rc;
@@ -83,7 +84,7 @@ load_mid(sd_vae *v, const wt_model *m, vae_mid *mid, const char *p, int64_t c, e
     char name[WT_MAX_NAME];
     for (int i = 0; i < 2; i++) {
         snprintf(name, sizeof name, "%s.mid_block.resnets.%d", p, i);
-        rc = sd_block_resnet_load(&mid->res[i], m, v->alloc, name, c, c, 0, v->cfg.norm_groups,
+        rc = sd_block_resnet_load(&mid->res[i], m, &v->dest, name, c, c, 0, v->cfg.norm_groups,
                                   VAE_EPS, err);
         if (rc != ENG_OK) goto done;
     }
@@ -128,10 +129,10 @@ static int load_decoder(sd_vae *v, const wt_model *m, eng_err *err) {
     const wt_vae_config *c = &v->cfg;
     const int L = c->n_levels;
     const int64_t top = c->block_out[L - 1], lat = c->latent_channels;
-    if ((rc = sd_block_conv_load(&v->post_quant, m, v->alloc, "vae.post_quant_conv", lat, lat, 1,
+    if ((rc = sd_block_conv_load(&v->post_quant, m, &v->dest, "vae.post_quant_conv", lat, lat, 1,
                                  err)) != ENG_OK)
         goto done;
-    rc = sd_block_conv_load(&v->dec_in, m, v->alloc, "vae.decoder.conv_in", top, lat, 3, err);
+    rc = sd_block_conv_load(&v->dec_in, m, &v->dest, "vae.decoder.conv_in", top, lat, 3, err);
     if (rc != ENG_OK) goto done;
     if ((rc = load_mid(v, m, &v->dec_mid, "vae.decoder", top, err)) != ENG_OK) goto done;
     /* up_blocks.i runs at width block_out[L - 1 - i] (diffusers reverses the list). */
@@ -140,24 +141,24 @@ static int load_decoder(sd_vae *v, const wt_model *m, eng_err *err) {
         const int64_t w = c->block_out[L - 1 - i];
         for (int j = 0; j < c->layers_per_block + 1; j++) {
             snprintf(p, sizeof p, "vae.decoder.up_blocks.%d.resnets.%d", i, j);
-            rc = sd_block_resnet_load(&v->up_res[i][j], m, v->alloc, p, j == 0 ? prev : w, w, 0,
+            rc = sd_block_resnet_load(&v->up_res[i][j], m, &v->dest, p, j == 0 ? prev : w, w, 0,
                                       c->norm_groups, VAE_EPS, err);
             if (rc != ENG_OK) goto done;
         }
         if (i < L - 1) {
             snprintf(p, sizeof p, "vae.decoder.up_blocks.%d.upsamplers.0.conv", i);
-            if ((rc = sd_block_conv_load(&v->up[i], m, v->alloc, p, w, w, 3, err)) != ENG_OK)
+            if ((rc = sd_block_conv_load(&v->up[i], m, &v->dest, p, w, w, 3, err)) != ENG_OK)
                 goto done;
         }
         prev = w;
     }
-    rc = sd_block_load_tensor(&v->dec_norm_w, m, v->alloc, 0, err,
+    rc = sd_block_load_tensor(&v->dec_norm_w, m, &v->dest, 0, err,
                               "vae.decoder.conv_norm_out.weight");
     if (rc != ENG_OK) goto done;
     rc =
-        sd_block_load_tensor(&v->dec_norm_b, m, v->alloc, 0, err, "vae.decoder.conv_norm_out.bias");
+        sd_block_load_tensor(&v->dec_norm_b, m, &v->dest, 0, err, "vae.decoder.conv_norm_out.bias");
     if (rc != ENG_OK) goto done;
-    rc = sd_block_conv_load(&v->dec_out, m, v->alloc, "vae.decoder.conv_out", c->out_channels,
+    rc = sd_block_conv_load(&v->dec_out, m, &v->dest, "vae.decoder.conv_out", c->out_channels,
                             c->block_out[0], 3, err);
 done:
     return rc;
@@ -169,7 +170,7 @@ static int load_encoder(sd_vae *v, const wt_model *m, eng_err *err) {
     const wt_vae_config *c = &v->cfg;
     const int L = c->n_levels;
     const int64_t top = c->block_out[L - 1], lat2 = 2 * (int64_t)c->latent_channels;
-    rc = sd_block_conv_load(&v->enc_in, m, v->alloc, "vae.encoder.conv_in", c->block_out[0],
+    rc = sd_block_conv_load(&v->enc_in, m, &v->dest, "vae.encoder.conv_in", c->block_out[0],
                             c->in_channels, 3, err);
     if (rc != ENG_OK) goto done;
     /* down_blocks.i runs at width block_out[i]; its first resnet takes the previous width */
@@ -178,34 +179,45 @@ static int load_encoder(sd_vae *v, const wt_model *m, eng_err *err) {
         const int64_t w = c->block_out[i];
         for (int j = 0; j < c->layers_per_block; j++) {
             snprintf(p, sizeof p, "vae.encoder.down_blocks.%d.resnets.%d", i, j);
-            rc = sd_block_resnet_load(&v->down_res[i][j], m, v->alloc, p, j == 0 ? prev : w, w, 0,
+            rc = sd_block_resnet_load(&v->down_res[i][j], m, &v->dest, p, j == 0 ? prev : w, w, 0,
                                       c->norm_groups, VAE_EPS, err);
             if (rc != ENG_OK) goto done;
         }
         if (i < L - 1) {
             snprintf(p, sizeof p, "vae.encoder.down_blocks.%d.downsamplers.0.conv", i);
-            if ((rc = sd_block_conv_load(&v->down[i], m, v->alloc, p, w, w, 3, err)) != ENG_OK)
+            if ((rc = sd_block_conv_load(&v->down[i], m, &v->dest, p, w, w, 3, err)) != ENG_OK)
                 goto done;
         }
         prev = w;
     }
     if ((rc = load_mid(v, m, &v->enc_mid, "vae.encoder", top, err)) != ENG_OK) goto done;
-    rc = sd_block_load_tensor(&v->enc_norm_w, m, v->alloc, 0, err,
+    rc = sd_block_load_tensor(&v->enc_norm_w, m, &v->dest, 0, err,
                               "vae.encoder.conv_norm_out.weight");
     if (rc != ENG_OK) goto done;
     rc =
-        sd_block_load_tensor(&v->enc_norm_b, m, v->alloc, 0, err, "vae.encoder.conv_norm_out.bias");
+        sd_block_load_tensor(&v->enc_norm_b, m, &v->dest, 0, err, "vae.encoder.conv_norm_out.bias");
     if (rc != ENG_OK) goto done;
-    rc = sd_block_conv_load(&v->enc_out, m, v->alloc, "vae.encoder.conv_out", lat2, top, 3, err);
+    rc = sd_block_conv_load(&v->enc_out, m, &v->dest, "vae.encoder.conv_out", lat2, top, 3, err);
     if (rc != ENG_OK) goto done;
-    rc = sd_block_conv_load(&v->quant, m, v->alloc, "vae.quant_conv", lat2, lat2, 1, err);
+    rc = sd_block_conv_load(&v->quant, m, &v->dest, "vae.quant_conv", lat2, lat2, 1, err);
 done:
     return rc;
 }
 
 int sd_vae_load_parts(sd_vae **out, const wt_model *m, eng_ctx *ctx, unsigned parts, eng_err *err) {
+    return sd_vae_load_on(out, m, ctx, ENG_DEVICE_CPU, ENG_DTYPE_F32, parts, err);
+}
+
+int sd_vae_load_on(sd_vae **out,
+                   const wt_model *m,
+                   eng_ctx *ctx,
+                   eng_device_kind device,
+                   eng_dtype dtype,
+                   unsigned parts,
+                   eng_err *err) {
     int rc = ENG_OK;
     sd_vae *v = NULL;
+    sd_block_dest dest;
     ENG_ASSERT(out != NULL && m != NULL && ctx != NULL);
     *out = NULL;
     const wt_vae_config *c = &wt_model_config(m)->vae;
@@ -216,6 +228,8 @@ int sd_vae_load_parts(sd_vae **out, const wt_model *m, eng_ctx *ctx, unsigned pa
                          parts);
         goto done;
     }
+    if ((rc = sd_block_dest_init(&dest, ctx, device, dtype, "sd_vae_load", err)) != ENG_OK)
+        goto done;
     if (c->n_levels < 1 || c->n_levels > WT_MAX_LEVELS || c->layers_per_block < 0 ||
         c->layers_per_block + 1 > SD_VAE_MAX_RESNETS) {
         rc = eng_err_set(err, ENG_E_UNSUPPORTED,
@@ -230,7 +244,8 @@ int sd_vae_load_parts(sd_vae **out, const wt_model *m, eng_ctx *ctx, unsigned pa
     }
     v->cfg = *c;
     v->parts = parts;
-    v->alloc = eng_ctx_alloc(ctx, ENG_DEVICE_CPU);
+    v->dest = dest;
+    v->alloc = dest.alloc;
     if ((parts & SD_VAE_DECODER) && (rc = load_decoder(v, m, err)) != ENG_OK) goto done;
     if ((parts & SD_VAE_ENCODER) && (rc = load_encoder(v, m, err)) != ENG_OK) goto done;
     *out = v;
@@ -252,6 +267,14 @@ unsigned sd_vae_parts(const sd_vae *v) {
     return v->parts;
 }
 
+eng_device_kind sd_vae_device(const sd_vae *v) {
+    return v->dest.device;
+}
+
+eng_dtype sd_vae_dtype(const sd_vae *v) {
+    return v->dest.dtype;
+}
+
 int64_t sd_vae_upscale(const sd_vae *v) {
     return (int64_t)1 << (v->cfg.n_levels - 1);
 }
@@ -263,13 +286,14 @@ typedef struct vae_run {
     eng_stream *s;
     eng_arena *ar;
     int64_t groups;
+    eng_dtype dt; /* the weights' and activations' */
 } vae_run;
 
-/* A scratch (N, H, W, C) f32 tensor. */
+/* A scratch (N, H, W, C) tensor of the pass's dtype. */
 static int scratch4(
     const vae_run *r, eng_tensor *t, int64_t n, int64_t h, int64_t w, int64_t c, eng_err *err) {
     const int64_t shape[4] = {n, h, w, c};
-    return eng_tensor_scratch(t, r->ar, ENG_DTYPE_F32, 4, shape, err);
+    return eng_tensor_scratch(t, r->ar, r->dt, 4, shape, err);
 }
 
 /* y = x + to_out(attention(to_q(gn(x)), to_k(gn(x)), to_v(gn(x)))), one head of C channels over
@@ -283,10 +307,10 @@ attn_fwd(const vae_run *r, const vae_attn *a, eng_tensor *y, const eng_tensor *x
     eng_tensor hn, q, k, v, o, hn3, o3, y3, q4, k4, v4, o4;
     const eng_arena_pos pos = eng_arena_mark(r->ar);
     if ((rc = scratch4(r, &hn, n, h, w, c, err)) != ENG_OK) goto done;
-    if ((rc = eng_tensor_scratch(&q, r->ar, ENG_DTYPE_F32, 3, tok, err)) != ENG_OK) goto done;
-    if ((rc = eng_tensor_scratch(&k, r->ar, ENG_DTYPE_F32, 3, tok, err)) != ENG_OK) goto done;
-    if ((rc = eng_tensor_scratch(&v, r->ar, ENG_DTYPE_F32, 3, tok, err)) != ENG_OK) goto done;
-    if ((rc = eng_tensor_scratch(&o, r->ar, ENG_DTYPE_F32, 3, tok, err)) != ENG_OK) goto done;
+    if ((rc = eng_tensor_scratch(&q, r->ar, r->dt, 3, tok, err)) != ENG_OK) goto done;
+    if ((rc = eng_tensor_scratch(&k, r->ar, r->dt, 3, tok, err)) != ENG_OK) goto done;
+    if ((rc = eng_tensor_scratch(&v, r->ar, r->dt, 3, tok, err)) != ENG_OK) goto done;
+    if ((rc = eng_tensor_scratch(&o, r->ar, r->dt, 3, tok, err)) != ENG_OK) goto done;
     rc = eng_op_groupnorm(r->ctx, r->s, &hn, x, &a->norm_w, &a->norm_b, r->groups, VAE_EPS,
                           ENG_ACT_NONE, err);
     if (rc != ENG_OK) goto done;
@@ -308,7 +332,7 @@ attn_fwd(const vae_run *r, const vae_attn *a, eng_tensor *y, const eng_tensor *x
     if ((rc = eng_tensor_view_reshape(&y3, y, 3, tok, err)) != ENG_OK) goto done;
     if ((rc = eng_op_linear(r->ctx, r->s, &y3, &o3, &a->o_w, &a->o_b, ENG_ACT_NONE, err)) != 0)
         goto done;
-    rc = eng_op_add(r->ctx, r->s, y, y, x, err); /* residual; rescale_output_factor 1 */
+    rc = sd_block_add(r->ctx, r->s, y, y, x, err); /* residual; rescale_output_factor 1 */
 done:
     eng_arena_rewind(r->ar, pos);
     return rc;
@@ -318,28 +342,56 @@ static void shape_str(char *buf, size_t cap, const eng_tensor *t) {
     (void)eng_tensor_describe(t, buf, cap);
 }
 
-/* t = (N, H, W, C) f32 at the start of buffer `buf` (a ping-pong buffer of the pass). */
-static void buf_view(eng_tensor *t, float *buf, int64_t n, int64_t h, int64_t w, int64_t c) {
-    const int64_t shape[4] = {n, h, w, c};
-    eng_err e = {0};
-    const int rc = eng_tensor_init(t, buf, ENG_DTYPE_F32, ENG_DEVICE_CPU, 4, shape, &e);
-    ENG_ASSERT(rc == ENG_OK); /* shapes this file computed, within the buffer's size */
+/* t is a 4-D contiguous tensor of the VAE's dtype and device. */
+static int is_mine(const sd_vae *v, const eng_tensor *t) {
+    return t->ndim == 4 && t->dtype == v->dest.dtype && t->device == v->dest.device &&
+           eng_tensor_is_contiguous(t);
 }
 
-/* Block outputs alternate between two scratch buffers of `elems` floats each (the blocks'
+/* out (pixels, lat) = scale (mean + exp(0.5 clamp(logvar)) noise) for the moments mo
+ * (pixels, 2 lat), all host floats; noise NULL: scale mean. out may be noise. */
+static void sample_latent(
+    float *out, const float *mo, const float *noise, int64_t pixels, int64_t lat, float scale) {
+    for (int64_t p = 0; p < pixels; p++) {
+        const float *mp = mo + p * 2 * lat;
+        for (int64_t k = 0; k < lat; k++) {
+            float z = mp[k];
+            if (noise != NULL) {
+                float lv = mp[lat + k];
+                lv = lv < VAE_LOGVAR_MIN   ? VAE_LOGVAR_MIN
+                     : lv > VAE_LOGVAR_MAX ? VAE_LOGVAR_MAX
+                                           : lv; /* NaN stays */
+                const float sd = expf(0.5f * lv);
+                z = z + sd * noise[p * lat + k];
+            }
+            out[p * lat + k] = z * scale;
+        }
+    }
+}
+
+/* Block outputs alternate between two scratch buffers of `elems` elements each (the blocks'
  * temporaries are taken above them and rewound), so a pass holds two activations plus one
  * block's temporaries. The ping-pong state: buf[cur] holds x. */
 typedef struct vae_pingpong {
-    float *buf[2];
+    eng_tensor buf[2]; /* (1, 1, 1, elems) of the pass's dtype and device */
     int cur;
 } vae_pingpong;
+
+/* t = (N, H, W, C) at the start of buffer i (shapes this file computed, within its size). */
+static void
+buf_view(eng_tensor *t, const vae_pingpong *pp, int i, int64_t n, int64_t h, int64_t w, int64_t c) {
+    const int64_t shape[4] = {n, h, w, c};
+    const eng_tensor *b = &pp->buf[i];
+    eng_err e = {0};
+    ENG_ASSERT(n * h * w * c <= b->shape[3]);
+    const int rc = eng_tensor_init(t, b->data, b->dtype, b->device, 4, shape, &e);
+    ENG_ASSERT(rc == ENG_OK);
+}
 
 static int pingpong_init(const vae_run *r, vae_pingpong *pp, int64_t elems, eng_err *err) {
     int rc = ENG_OK;
     for (int i = 0; i < 2; i++) {
-        eng_tensor t;
-        if ((rc = scratch4(r, &t, 1, 1, 1, elems, err)) != ENG_OK) break;
-        pp->buf[i] = t.data;
+        if ((rc = scratch4(r, &pp->buf[i], 1, 1, 1, elems, err)) != ENG_OK) break;
     }
     pp->cur = 0;
     return rc;
@@ -351,7 +403,7 @@ mid_fwd(const vae_run *r, const vae_mid *mid, vae_pingpong *pp, eng_tensor *x, e
     int rc = ENG_OK;
     eng_tensor y;
     for (int k = 0; k < 3; k++) {
-        buf_view(&y, pp->buf[!pp->cur], x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+        buf_view(&y, pp, !pp->cur, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
         if (k == 1) {
             rc = attn_fwd(r, &mid->attn, &y, x, err);
         } else {
@@ -368,7 +420,7 @@ mid_fwd(const vae_run *r, const vae_mid *mid, vae_pingpong *pp, eng_tensor *x, e
 static int resnet_step(
     const vae_run *r, const sd_block_resnet *b, vae_pingpong *pp, eng_tensor *x, eng_err *err) {
     eng_tensor y;
-    buf_view(&y, pp->buf[!pp->cur], x->shape[0], x->shape[1], x->shape[2], b->cout);
+    buf_view(&y, pp, !pp->cur, x->shape[0], x->shape[1], x->shape[2], b->cout);
     const int rc = sd_block_resnet_forward(b, r->ctx, r->s, r->ar, &y, x, NULL, err);
     if (rc == ENG_OK) {
         *x = y;
@@ -386,15 +438,18 @@ int sd_vae_decode(const sd_vae *v,
                   float scale,
                   eng_err *err) {
     int rc = ENG_OK;
-    char lat_s[96], img_s[96];
+    char lat_s[96], img_s[96], want[32];
     ENG_ASSERT(v != NULL && ctx != NULL && scratch != NULL && image != NULL && latent != NULL);
+    snprintf(want, sizeof want, "%s", eng_dtype_name(v->dest.dtype));
+    const char *dev = eng_device_name(v->dest.device);
     const wt_vae_config *c = &v->cfg;
     const int L = c->n_levels;
     const int64_t f = sd_vae_upscale(v);
     const eng_arena_pos start = eng_arena_mark(scratch);
-    vae_run r = {ctx, s, scratch, c->norm_groups};
-    vae_pingpong pp = {{NULL, NULL}, 0};
+    vae_run r = {ctx, s, scratch, c->norm_groups, v->dest.dtype};
+    vae_pingpong pp;
     eng_tensor x, y;
+    memset(&pp, 0, sizeof pp);
     shape_str(lat_s, sizeof lat_s, latent);
     shape_str(img_s, sizeof img_s, image);
     if (!(v->parts & SD_VAE_DECODER)) {
@@ -403,26 +458,23 @@ int sd_vae_decode(const sd_vae *v,
                          "(sd_vae_load_parts without SD_VAE_DECODER)");
         goto done;
     }
-    if (latent->ndim != 4 || latent->dtype != ENG_DTYPE_F32 || latent->device != ENG_DEVICE_CPU ||
-        !eng_tensor_is_contiguous(latent) || latent->shape[3] != c->latent_channels ||
-        latent->shape[0] < 1 || latent->shape[1] < 1 || latent->shape[2] < 1 ||
-        latent->shape[0] > SD_VAE_MAX_SIDE || latent->shape[1] > SD_VAE_MAX_SIDE ||
-        latent->shape[2] > SD_VAE_MAX_SIDE) {
+    if (!is_mine(v, latent) || latent->shape[3] != c->latent_channels || latent->shape[0] < 1 ||
+        latent->shape[1] < 1 || latent->shape[2] < 1 || latent->shape[0] > SD_VAE_MAX_SIDE ||
+        latent->shape[1] > SD_VAE_MAX_SIDE || latent->shape[2] > SD_VAE_MAX_SIDE) {
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
-                         "sd_vae_decode: latent is %s, expected f32[N,h,w,%d] cpu (NHWC, "
+                         "sd_vae_decode: latent is %s, expected %s[N,h,w,%d] %s (NHWC, "
                          "contiguous, N, h, w in 1..%d)",
-                         lat_s, c->latent_channels, SD_VAE_MAX_SIDE);
+                         lat_s, want, c->latent_channels, dev, SD_VAE_MAX_SIDE);
         goto done;
     }
     const int64_t n = latent->shape[0], h = latent->shape[1], w = latent->shape[2];
-    if (image->ndim != 4 || image->dtype != ENG_DTYPE_F32 || image->device != ENG_DEVICE_CPU ||
-        !eng_tensor_is_contiguous(image) || image->shape[0] != n || image->shape[1] != f * h ||
+    if (!is_mine(v, image) || image->shape[0] != n || image->shape[1] != f * h ||
         image->shape[2] != f * w || image->shape[3] != c->out_channels) {
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
-                         "sd_vae_decode: image is %s, expected f32[%lld,%lld,%lld,%d] cpu for the "
+                         "sd_vae_decode: image is %s, expected %s[%lld,%lld,%lld,%d] %s for the "
                          "latent %s (contiguous NHWC, %lldx upscale)",
-                         img_s, (long long)n, (long long)(f * h), (long long)(f * w),
-                         c->out_channels, lat_s, (long long)f);
+                         img_s, want, (long long)n, (long long)(f * h), (long long)(f * w),
+                         c->out_channels, dev, lat_s, (long long)f);
         goto done;
     }
     if (!(scale > 0.0f) || !isfinite(scale)) {
@@ -442,14 +494,14 @@ int sd_vae_decode(const sd_vae *v,
     }
     if ((rc = pingpong_init(&r, &pp, n * h * w * most, err)) != ENG_OK) goto done;
     /* y = latent / scale; x = post_quant_conv(y): (N, h, w, lat) */
-    buf_view(&y, pp.buf[1], n, h, w, c->latent_channels);
+    buf_view(&y, &pp, 1, n, h, w, c->latent_channels);
     rc = eng_op_unary(ctx, s, &y, latent, ENG_ACT_NONE, 1.0f / scale, 0.0f, err);
     if (rc != ENG_OK) goto done;
-    buf_view(&x, pp.buf[0], n, h, w, c->latent_channels);
+    buf_view(&x, &pp, 0, n, h, w, c->latent_channels);
     rc = eng_op_conv2d(ctx, s, &x, &y, &v->post_quant.w, &v->post_quant.b, 1, 0, err);
     if (rc != ENG_OK) goto done;
     /* conv_in: (N, h, w, lat) -> (N, h, w, C_top) */
-    buf_view(&y, pp.buf[1], n, h, w, v->dec_in.w.shape[0]);
+    buf_view(&y, &pp, 1, n, h, w, v->dec_in.w.shape[0]);
     if ((rc = eng_op_conv2d(ctx, s, &y, &x, &v->dec_in.w, &v->dec_in.b, 1, 1, err)) != ENG_OK)
         goto done;
     x = y;
@@ -461,7 +513,7 @@ int sd_vae_decode(const sd_vae *v,
             if ((rc = resnet_step(&r, &v->up_res[i][j], &pp, &x, err)) != ENG_OK) goto done;
         }
         if (i < L - 1) {
-            buf_view(&y, pp.buf[!pp.cur], n, 2 * x.shape[1], 2 * x.shape[2], v->up[i].w.shape[0]);
+            buf_view(&y, &pp, !pp.cur, n, 2 * x.shape[1], 2 * x.shape[2], v->up[i].w.shape[0]);
             if ((rc = sd_block_upsample_forward(&v->up[i], ctx, s, scratch, &y, &x, err)) != 0)
                 goto done;
             x = y;
@@ -469,7 +521,7 @@ int sd_vae_decode(const sd_vae *v,
         }
     }
     /* conv_norm_out + SiLU, conv_out -> image (N, f h, f w, out) */
-    buf_view(&y, pp.buf[!pp.cur], n, x.shape[1], x.shape[2], x.shape[3]);
+    buf_view(&y, &pp, !pp.cur, n, x.shape[1], x.shape[2], x.shape[3]);
     rc = eng_op_groupnorm(ctx, s, &y, &x, &v->dec_norm_w, &v->dec_norm_b, r.groups, VAE_EPS,
                           ENG_ACT_SILU, err);
     if (rc != ENG_OK) goto done;
@@ -489,15 +541,18 @@ int sd_vae_encode(const sd_vae *v,
                   float scale,
                   eng_err *err) {
     int rc = ENG_OK;
-    char lat_s[96], img_s[96];
+    char lat_s[96], img_s[96], want[32];
     ENG_ASSERT(v != NULL && ctx != NULL && scratch != NULL && image != NULL && latent != NULL);
+    snprintf(want, sizeof want, "%s", eng_dtype_name(v->dest.dtype));
+    const char *dev = eng_device_name(v->dest.device);
     const wt_vae_config *c = &v->cfg;
     const int L = c->n_levels;
     const int64_t f = sd_vae_upscale(v), lat = c->latent_channels;
     const eng_arena_pos start = eng_arena_mark(scratch);
-    vae_run r = {ctx, s, scratch, c->norm_groups};
-    vae_pingpong pp = {{NULL, NULL}, 0};
+    vae_run r = {ctx, s, scratch, c->norm_groups, v->dest.dtype};
+    vae_pingpong pp;
     eng_tensor x, y;
+    memset(&pp, 0, sizeof pp);
     shape_str(lat_s, sizeof lat_s, latent);
     shape_str(img_s, sizeof img_s, image);
     if (!(v->parts & SD_VAE_ENCODER)) {
@@ -506,28 +561,26 @@ int sd_vae_encode(const sd_vae *v,
                          "(sd_vae_load_parts without SD_VAE_ENCODER)");
         goto done;
     }
-    if (image->ndim != 4 || image->dtype != ENG_DTYPE_F32 || image->device != ENG_DEVICE_CPU ||
-        !eng_tensor_is_contiguous(image) || image->shape[3] != c->in_channels ||
-        image->shape[0] < 1 || image->shape[1] < f || image->shape[2] < f ||
-        image->shape[1] % f != 0 || image->shape[2] % f != 0 || image->shape[0] > SD_VAE_MAX_SIDE ||
+    if (!is_mine(v, image) || image->shape[3] != c->in_channels || image->shape[0] < 1 ||
+        image->shape[1] < f || image->shape[2] < f || image->shape[1] % f != 0 ||
+        image->shape[2] % f != 0 || image->shape[0] > SD_VAE_MAX_SIDE ||
         image->shape[1] / f > SD_VAE_MAX_SIDE || image->shape[2] / f > SD_VAE_MAX_SIDE) {
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
-                         "sd_vae_encode: image is %s, expected f32[N,H,W,%d] cpu (NHWC, "
+                         "sd_vae_encode: image is %s, expected %s[N,H,W,%d] %s (NHWC, "
                          "contiguous, H and W multiples of %lld, N, H/%lld, W/%lld in 1..%d)",
-                         img_s, c->in_channels, (long long)f, (long long)f, (long long)f,
+                         img_s, want, c->in_channels, dev, (long long)f, (long long)f, (long long)f,
                          SD_VAE_MAX_SIDE);
         goto done;
     }
     const int64_t n = image->shape[0], hh = image->shape[1], ww = image->shape[2];
     const int64_t h = hh / f, w = ww / f;
-    if (latent->ndim != 4 || latent->dtype != ENG_DTYPE_F32 || latent->device != ENG_DEVICE_CPU ||
-        !eng_tensor_is_contiguous(latent) || latent->shape[0] != n || latent->shape[1] != h ||
+    if (!is_mine(v, latent) || latent->shape[0] != n || latent->shape[1] != h ||
         latent->shape[2] != w || latent->shape[3] != lat) {
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
-                         "sd_vae_encode: latent is %s, expected f32[%lld,%lld,%lld,%lld] cpu for "
+                         "sd_vae_encode: latent is %s, expected %s[%lld,%lld,%lld,%lld] %s for "
                          "the image %s (contiguous NHWC, 1/%lld of the sides)",
-                         lat_s, (long long)n, (long long)h, (long long)w, (long long)lat, img_s,
-                         (long long)f);
+                         lat_s, want, (long long)n, (long long)h, (long long)w, (long long)lat, dev,
+                         img_s, (long long)f);
         goto done;
     }
     if (!(scale > 0.0f) || !isfinite(scale)) {
@@ -545,7 +598,7 @@ int sd_vae_encode(const sd_vae *v,
     }
     if ((rc = pingpong_init(&r, &pp, n * h * w * most, err)) != ENG_OK) goto done;
     /* conv_in: (N, H, W, in) -> (N, H, W, C_0) */
-    buf_view(&x, pp.buf[0], n, hh, ww, v->enc_in.w.shape[0]);
+    buf_view(&x, &pp, 0, n, hh, ww, v->enc_in.w.shape[0]);
     if ((rc = eng_op_conv2d(ctx, s, &x, image, &v->enc_in.w, &v->enc_in.b, 1, 1, err)) != ENG_OK)
         goto done;
     pp.cur = 0;
@@ -555,7 +608,7 @@ int sd_vae_encode(const sd_vae *v,
             if ((rc = resnet_step(&r, &v->down_res[i][j], &pp, &x, err)) != ENG_OK) goto done;
         }
         if (i < L - 1) {
-            buf_view(&y, pp.buf[!pp.cur], n, x.shape[1] / 2, x.shape[2] / 2, v->down[i].w.shape[0]);
+            buf_view(&y, &pp, !pp.cur, n, x.shape[1] / 2, x.shape[2] / 2, v->down[i].w.shape[0]);
             rc = sd_block_downsample_forward(&v->down[i], 0, ctx, s, scratch, &y, &x, err);
             if (rc != ENG_OK) goto done;
             x = y;
@@ -564,39 +617,35 @@ int sd_vae_encode(const sd_vae *v,
     }
     if ((rc = mid_fwd(&r, &v->enc_mid, &pp, &x, err)) != ENG_OK) goto done;
     /* conv_norm_out + SiLU, conv_out (N, h, w, 2 lat), quant_conv: the moments (mean, logvar) */
-    buf_view(&y, pp.buf[!pp.cur], n, h, w, x.shape[3]);
+    buf_view(&y, &pp, !pp.cur, n, h, w, x.shape[3]);
     rc = eng_op_groupnorm(ctx, s, &y, &x, &v->enc_norm_w, &v->enc_norm_b, r.groups, VAE_EPS,
                           ENG_ACT_SILU, err);
     if (rc != ENG_OK) goto done;
-    buf_view(&x, pp.buf[pp.cur], n, h, w, 2 * lat);
+    buf_view(&x, &pp, pp.cur, n, h, w, 2 * lat);
     if ((rc = eng_op_conv2d(ctx, s, &x, &y, &v->enc_out.w, &v->enc_out.b, 1, 1, err)) != ENG_OK)
         goto done;
-    buf_view(&y, pp.buf[!pp.cur], n, h, w, 2 * lat);
+    buf_view(&y, &pp, !pp.cur, n, h, w, 2 * lat);
     if ((rc = eng_op_conv2d(ctx, s, &y, &x, &v->quant.w, &v->quant.b, 1, 0, err)) != ENG_OK)
         goto done;
     /* latent = scale (mean + exp(0.5 clamp(logvar)) noise): DiagonalGaussianDistribution.sample
      * (mean + std * noise, in f32) then the pipeline's `* scaling_factor`; mode() without noise.
      * The pixel's 2 lat moments are [mean (lat), logvar (lat)] (torch.chunk along channels). The
-     * ops have no exp or clamp, so this is a loop (the tensors are on the CPU). */
-    {
-        const float *mo = (const float *)y.data;
-        float *out = (float *)latent->data;
-        const int64_t pixels = n * h * w;
-        for (int64_t p = 0; p < pixels; p++) {
-            const float *mp = mo + p * 2 * lat;
-            for (int64_t k = 0; k < lat; k++) {
-                float z = mp[k];
-                if (noise != NULL) {
-                    float lv = mp[lat + k];
-                    lv = lv < VAE_LOGVAR_MIN   ? VAE_LOGVAR_MIN
-                         : lv > VAE_LOGVAR_MAX ? VAE_LOGVAR_MAX
-                                               : lv; /* NaN stays */
-                    const float sd = expf(0.5f * lv);
-                    z = z + sd * noise[p * lat + k];
-                }
-                out[p * lat + k] = z * scale;
-            }
+     * ops have no exp or clamp, so this runs on the host: in place on the CPU; for a device the
+     * moments (latent-sized, small) come down in f32 and the latent goes back up. */
+    if (v->dest.device == ENG_DEVICE_CPU) {
+        sample_latent((float *)latent->data, (const float *)y.data, noise, n * h * w, lat, scale);
+    } else {
+        eng_arena *stage = eng_alloc_scratch(eng_ctx_alloc(ctx, ENG_DEVICE_CPU));
+        const eng_arena_pos mark = eng_arena_mark(stage);
+        const int64_t ms[1] = {n * h * w * 2 * lat}, ls[1] = {n * h * w * lat};
+        eng_tensor mo, out;
+        if ((rc = eng_tensor_scratch(&mo, stage, ENG_DTYPE_F32, 1, ms, err)) == ENG_OK &&
+            (rc = eng_tensor_scratch(&out, stage, ENG_DTYPE_F32, 1, ls, err)) == ENG_OK &&
+            (rc = sd_block_download(ctx, s, (float *)mo.data, &y, err)) == ENG_OK) {
+            sample_latent((float *)out.data, (const float *)mo.data, noise, n * h * w, lat, scale);
+            rc = sd_block_upload(ctx, s, latent, (const float *)out.data, err);
         }
+        eng_arena_rewind(stage, mark);
     }
 done:
     eng_arena_rewind(scratch, start);

@@ -3,7 +3,10 @@
  *
  *   sd_vae *vae = NULL; eng_err err = {0};
  *   if (sd_vae_load(&vae, model, ctx, &err) != ENG_OK) { fprintf(stderr, "%s\n", err.msg); ... }
- *   // latent: (N, h, w, 4) f32 NHWC on the CPU; image: (N, f h, f w, 3), f = sd_vae_upscale(vae)
+ *   // or on a GPU: sd_vae_load_on(&vae, model, ctx, ENG_DEVICE_CUDA, ENG_DTYPE_F16,
+ *   //                             SD_VAE_DECODER | SD_VAE_ENCODER, &err)
+ *   // latent: (N, h, w, 4) NHWC; image: (N, f h, f w, 3), f = sd_vae_upscale(vae); both of the
+ *   // VAE's dtype and device
  *   rc = sd_vae_decode(vae, ctx, NULL, eng_alloc_scratch(alloc), &image, &latent,
  *                      SD_VAE_SCALE_SD1, &err);
  *   // img2img: image in [-1, 1] -> latent = 0.18215 * (mean + std * noise), noise (N, h, w, 4)
@@ -29,14 +32,22 @@
  * (through the 1x1 conv_shortcut when the width changes); every GroupNorm has the config's
  * groups (32) and eps 1e-6.
  *
- * Precision and devices: weights are loaded as f32 into the context's CPU allocator
- * (ENG_LIFE_WEIGHTS, owner "vae"); latents, images and noise are f32 CPU arrays. Activations
- * come from the caller's scratch arena (no malloc during a pass): two buffers of the largest
- * activation that block outputs alternate between, plus one block's temporaries, rewound after
- * each block (at 512x512 for SD about 1.2 GiB to decode and 0.7 GiB to encode, plus the
- * attention's score matrix). sd_vae_load_parts loads only the decoder (about 60% of the
- * weights) or only the encoder.
- * Ownership: the sd_vae owns its weight tensors (retains the CPU allocator of `ctx` until
+ * Precision and devices: sd_vae_load and sd_vae_load_parts put the weights in f32 into the
+ * context's CPU allocator; sd_vae_load_on into the allocator of any attached device in f32,
+ * f16 or bf16 (ENG_LIFE_WEIGHTS, owner "vae", through host memory one tensor at a time:
+ * sd_block.h). Latents and images are tensors of that dtype and device; the encoder's noise is
+ * host floats. Every computation is an eng_op_* on the VAE's device except the encoder's last
+ * step (clamp and exp of the log-variance, which the ops lack): it runs on the host, so on a
+ * device the latent-sized moments are downloaded in f32 and the latent uploaded (synchronous;
+ * staging in the CPU allocator's default arena). Activations come from the caller's scratch
+ * arena, of the VAE's device (no malloc during a pass): two buffers of the largest activation
+ * that block outputs alternate between, plus one block's temporaries, rewound after each block
+ * (at 512x512 for SD about 1.2 GiB to decode and 0.7 GiB to encode in f32, half in f16, plus
+ * the attention's score matrix on the CPU). sd_vae_load_parts loads only the decoder (about
+ * 60% of the weights) or only the encoder. f16 caveat: SD's VAE decoder is known to overflow
+ * f16 on some latents at large sizes (NaN images, the reason diffusers upcasts some VAEs); load
+ * it in f32 or bf16 then.
+ * Ownership: the sd_vae owns its weight tensors (retains the device's allocator of `ctx` until
  * sd_vae_destroy). Threads: one pass at a time per sd_vae (it only reads the weights, but
  * the arena and stream are the caller's); load/destroy from one thread. */
 #ifndef SD_VAE_H
@@ -78,19 +89,33 @@ int sd_vae_load(sd_vae **out, const wt_model *m, eng_ctx *ctx, eng_err *err);
  * its encoder refuses sd_vae_encode, one without its decoder sd_vae_decode.
  * Errors: those of sd_vae_load, ENG_E_INVALID_ARG (parts 0 or with unknown bits). */
 int sd_vae_load_parts(sd_vae **out, const wt_model *m, eng_ctx *ctx, unsigned parts, eng_err *err);
+/* The same into eng_ctx_alloc(ctx, device) as `dtype`: ENG_DEVICE_CPU with ENG_DTYPE_F32 is
+ * sd_vae_load_parts; ENG_DEVICE_CUDA (attached with eng_cuda_attach) takes F32, F16 or BF16.
+ * Errors: those of sd_vae_load_parts; ENG_E_UNSUPPORTED (the device is not attached, a dtype it
+ * does not run), ENG_E_DEVICE (an upload failed). */
+int sd_vae_load_on(sd_vae **out,
+                   const wt_model *m,
+                   eng_ctx *ctx,
+                   eng_device_kind device,
+                   eng_dtype dtype,
+                   unsigned parts,
+                   eng_err *err);
 void sd_vae_destroy(sd_vae *v); /* NULL is a no-op */
 
 const struct wt_vae_config *sd_vae_config(const sd_vae *v);
 /* The halves loaded: SD_VAE_DECODER | SD_VAE_ENCODER for sd_vae_load. */
 unsigned sd_vae_parts(const sd_vae *v);
+eng_device_kind sd_vae_device(const sd_vae *v); /* where its weights are and its passes run */
+eng_dtype sd_vae_dtype(const sd_vae *v);        /* of the weights, latents and images */
 /* Image pixels per latent pixel along each side: 2^(levels - 1) (8 for SD, 2 for the tiny
  * preset). */
 int64_t sd_vae_upscale(const sd_vae *v);
 
 /* image (N, f h, f w, out_channels) = decoder(latent / scale), latent (N, h, w,
- * latent_channels); both f32, contiguous, on the CPU; f = sd_vae_upscale(v). `scale` is the
- * latent scaling factor (SD_VAE_SCALE_SD1 for SD latents; 1 to decode raw VAE latents).
- * `s` NULL: the CPU default stream. Scratch comes from `scratch` (left rewound to where it was).
+ * latent_channels); both contiguous, of the VAE's dtype and device (sd_vae_dtype,
+ * sd_vae_device); f = sd_vae_upscale(v). `scale` is the latent scaling factor
+ * (SD_VAE_SCALE_SD1 for SD latents; 1 to decode raw VAE latents). `s` NULL: the device's
+ * default stream. Scratch comes from `scratch`, an arena of the VAE's device (left rewound).
  * Errors: ENG_E_INVALID_ARG (wrong latent channels, rank, dtype, device, sizes beyond
  * SD_VAE_MAX_SIDE, an image of the wrong shape, scale not finite and > 0, no decoder loaded;
  * each message names both shapes), ENG_E_OOM (scratch), errors of the ops. */
@@ -107,13 +132,15 @@ int sd_vae_decode(const sd_vae *v,
  * where (mean, logvar) = quant_conv(encoder(image)), image (N, f h, f w, in_channels) with
  * values in [-1, 1] (map [0, 1] pixels with 2 x - 1); f = sd_vae_upscale(v). noise: N h w
  * latent_channels floats in the latent's NHWC order (standard normals; it may be the latent's
- * own memory), or NULL for the mean (the distribution's mode). `scale`: SD_VAE_SCALE_SD1 gives
- * the UNet's latents (diffusers img2img), 1 the raw VAE latents. Image and latent f32,
- * contiguous, on the CPU; `s` NULL: the CPU default stream; scratch from `scratch` (left
- * rewound). The noise is not checked (NaN propagates).
+ * own memory on the CPU), or NULL for the mean (the distribution's mode), on the host.
+ * `scale`: SD_VAE_SCALE_SD1 gives the UNet's latents (diffusers img2img), 1 the raw VAE
+ * latents. Image and latent contiguous, of the VAE's dtype and device; `s` NULL: the device's
+ * default stream; scratch from `scratch`, of the VAE's device (left rewound). The noise is not
+ * checked (NaN propagates). On a device the last step is a host round trip (see the top).
  * Errors: ENG_E_INVALID_ARG (image rank, dtype, device, channels, sides not multiples of f or
  * beyond f SD_VAE_MAX_SIDE; a latent of the wrong shape; scale not finite and > 0; no encoder
- * loaded; each message names the shapes), ENG_E_OOM (scratch), errors of the ops. */
+ * loaded; each message names the shapes), ENG_E_OOM (scratch, host staging), errors of the ops
+ * and transfers. */
 int sd_vae_encode(const sd_vae *v,
                   eng_ctx *ctx,
                   eng_stream *s,

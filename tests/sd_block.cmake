@@ -2,4 +2,4 @@
 # against plain loops (their numerics against diffusers: the sd.unet and sd.vae goldens).
 eng_test_exe(test_sd_block test_sd_block.c)
 target_link_libraries(test_sd_block PRIVATE sd)
-eng_test_cases(test_sd_block sd.block cpu downsample upsample errors load)
+eng_test_cases(test_sd_block sd.block cpu downsample upsample errors load dest)

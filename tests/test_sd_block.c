@@ -8,6 +8,11 @@
  * load: loading resnets and convs from the tiny checkpoint: shortcut and time projection present
  * exactly when expected, a wrong expected shape is ENG_E_FORMAT naming the tensor, bad arguments
  * ENG_E_INVALID_ARG, and nothing stays allocated after a failed load or the frees.
+ * dest: sd_block_dest_init refuses an unattached device and a dtype the device does not run
+ * (ENG_E_UNSUPPORTED, named); sd_block_upload/download round-trip f32 bit for bit and f16/bf16
+ * through the host conversions (bits of eng_f32_to_f16/bf16), leave the host staging arena
+ * rewound, and refuse a non-contiguous tensor or an i8 one (ENG_E_INVALID_ARG).
+ * (The device paths themselves: tests/test_sd_device.c.)
  * (The blocks' numerics against diffusers: sd.unet.tiny_parity, sd.vae.*.) */
 #include <math.h>
 #include <stdio.h>
@@ -243,14 +248,17 @@ static uint64_t weights_in_use(eng_alloc *a) {
     return st.in_use[ENG_LIFE_WEIGHTS];
 }
 
-static int load_checks(const wt_model *m, eng_alloc *alloc) {
+static int load_checks(const wt_model *m, eng_ctx *ctx) {
     eng_err err = {0};
     sd_block_resnet r = {0};
     sd_block_conv c = {0};
+    sd_block_dest d;
+    CHECK_OK(sd_block_dest_init(&d, ctx, ENG_DEVICE_CPU, ENG_DTYPE_F32, "load_checks", &err), &err);
+    eng_alloc *alloc = d.alloc;
     const uint64_t base = weights_in_use(alloc);
     /* the tiny VAE's encoder level 1 goes 32 -> 64: a 1x1 shortcut, no time projection */
-    CHECK_OK(sd_block_resnet_load(&r, m, alloc, "vae.encoder.down_blocks.1.resnets.0", 32, 64, 0,
-                                  32, 1e-6f, &err),
+    CHECK_OK(sd_block_resnet_load(&r, m, &d, "vae.encoder.down_blocks.1.resnets.0", 32, 64, 0, 32,
+                                  1e-6f, &err),
              &err);
     CHECK(r.shortcut.w.data != NULL && r.shortcut.w.shape[1] == 1 && r.temb_w.data == NULL);
     CHECK(r.conv1.w.shape[0] == 64 && r.conv1.w.shape[3] == 32 && r.conv2.w.shape[3] == 64);
@@ -258,37 +266,37 @@ static int load_checks(const wt_model *m, eng_alloc *alloc) {
     CHECK_EQ_I64(weights_in_use(alloc), base);
     /* a UNet resnet with its time projection (the tiny UNet's embedding is 128 wide), no
      * shortcut at equal widths */
-    CHECK_OK(sd_block_resnet_load(&r, m, alloc, "unet.mid_block.resnets.0", 64, 64, 128, 32, 1e-5f,
-                                  &err),
-             &err);
+    CHECK_OK(
+        sd_block_resnet_load(&r, m, &d, "unet.mid_block.resnets.0", 64, 64, 128, 32, 1e-5f, &err),
+        &err);
     CHECK(r.shortcut.w.data == NULL && r.temb_w.shape[0] == 64 && r.temb_w.shape[1] == 128);
     sd_block_resnet_free(&r, alloc);
     CHECK_EQ_I64(weights_in_use(alloc), base);
     /* wrong expectations: the failing load leaves nothing behind */
-    CHECK_EQ_I64(sd_block_resnet_load(&r, m, alloc, "vae.encoder.down_blocks.1.resnets.0", 64, 64,
-                                      0, 32, 1e-6f, &err),
+    CHECK_EQ_I64(sd_block_resnet_load(&r, m, &d, "vae.encoder.down_blocks.1.resnets.0", 64, 64, 0,
+                                      32, 1e-6f, &err),
                  ENG_E_FORMAT);
     CHECK_CONTAINS(err.msg, "vae.encoder.down_blocks.1.resnets.0.norm1.weight is f32[32]");
     fprintf(stderr, "ok: %s\n", err.msg);
-    CHECK_EQ_I64(sd_block_resnet_load(&r, m, alloc, "vae.encoder.down_blocks.1.resnets.0", 32, 64,
-                                      16, 32, 1e-6f, &err),
+    CHECK_EQ_I64(sd_block_resnet_load(&r, m, &d, "vae.encoder.down_blocks.1.resnets.0", 32, 64, 16,
+                                      32, 1e-6f, &err),
                  ENG_E_INVALID_ARG); /* no time_emb_proj in the VAE */
     CHECK_CONTAINS(err.msg, "time_emb_proj");
     fprintf(stderr, "ok: %s\n", err.msg);
     CHECK_EQ_I64(weights_in_use(alloc), base);
     CHECK(r.conv1.w.data == NULL && r.norm1_w.data == NULL);
-    CHECK_EQ_I64(sd_block_resnet_load(&r, m, alloc, "vae.encoder.down_blocks.1.resnets.0", 32, 64,
-                                      0, 0, 1e-6f, &err),
+    CHECK_EQ_I64(sd_block_resnet_load(&r, m, &d, "vae.encoder.down_blocks.1.resnets.0", 32, 64, 0,
+                                      0, 1e-6f, &err),
                  ENG_E_INVALID_ARG);
     CHECK_CONTAINS(err.msg, "groups 0");
-    CHECK_EQ_I64(sd_block_conv_load(&c, m, alloc, "vae.encoder.conv_in", 32, 3, 1, &err),
+    CHECK_EQ_I64(sd_block_conv_load(&c, m, &d, "vae.encoder.conv_in", 32, 3, 1, &err),
                  ENG_E_FORMAT);
     CHECK_CONTAINS(err.msg, "vae.encoder.conv_in.weight is f32[32,3,3,3] cpu (OHWI), expected "
                             "[32,1,1,3]");
     fprintf(stderr, "ok: %s\n", err.msg);
     CHECK_EQ_I64(weights_in_use(alloc), base);
-    CHECK_OK(sd_block_conv_load(&c, m, alloc, "vae.encoder.down_blocks.0.downsamplers.0.conv", 32,
-                                32, 3, &err),
+    CHECK_OK(sd_block_conv_load(&c, m, &d, "vae.encoder.down_blocks.0.downsamplers.0.conv", 32, 32,
+                                3, &err),
              &err);
     sd_block_conv_free(&c, alloc);
     sd_block_conv_free(&c, alloc); /* a freed (zeroed) conv frees again as a no-op */
@@ -314,17 +322,82 @@ static int test_load(void) {
         fprintf(stderr, "%s\n", err.msg);
         goto done;
     }
-    rc = load_checks(m, eng_ctx_alloc(ctx, ENG_DEVICE_CPU));
+    rc = load_checks(m, ctx);
 done:
     wt_model_close(m);
     eng_ctx_destroy(ctx);
     return rc;
 }
 
+static int test_dest(void) {
+    eng_err err = {0};
+    sd_block_dest d;
+    eng_ctx *ctx = eng_test_ctx(1);
+    CHECK(ctx != NULL);
+    eng_alloc *alloc = eng_ctx_alloc(ctx, ENG_DEVICE_CPU);
+    eng_arena *stage = eng_alloc_scratch(alloc);
+    CHECK_EQ_I64(sd_block_dest_init(&d, ctx, ENG_DEVICE_CUDA, ENG_DTYPE_F16, "loader", &err),
+                 ENG_E_UNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "loader: no cuda device is attached to the context");
+    fprintf(stderr, "ok: %s\n", err.msg);
+    CHECK_EQ_I64(sd_block_dest_init(&d, ctx, ENG_DEVICE_CPU, ENG_DTYPE_F16, "loader", &err),
+                 ENG_E_UNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "loader: dtype f16 on cpu");
+    fprintf(stderr, "ok: %s\n", err.msg);
+    CHECK_OK(sd_block_dest_init(&d, ctx, ENG_DEVICE_CPU, ENG_DTYPE_F32, "loader", &err), &err);
+    CHECK(d.alloc == alloc && d.ctx == ctx && d.dtype == ENG_DTYPE_F32);
+    /* round trips through tensors of each transfer dtype (CPU memory: the conversions and the
+     * staging are what is tested here) */
+    enum { N = 1000 };
+    float src[N], back[N];
+    const int64_t shape[2] = {10, 100};
+    eng_test_fill(src, N, 77, -70000.0f, 70000.0f); /* beyond f16's range: inf, as numpy */
+    src[3] = 0.0f, src[4] = -0.0f, src[5] = 1e-8f;  /* zeros and an f16 subnormal */
+    const eng_dtype dts[3] = {ENG_DTYPE_F32, ENG_DTYPE_F16, ENG_DTYPE_BF16};
+    for (int k = 0; k < 3; k++) {
+        eng_tensor t;
+        CHECK_OK(eng_tensor_alloc(&t, alloc, ENG_LIFE_STATE, "test", dts[k], 2, shape, &err), &err);
+        const uint64_t used = eng_arena_used(stage);
+        int rc = sd_block_upload(ctx, NULL, &t, src, &err);
+        if (rc == ENG_OK) rc = sd_block_download(ctx, NULL, back, &t, &err);
+        for (int64_t i = 0; rc == ENG_OK && i < N; i++) {
+            float want = src[i];
+            if (dts[k] == ENG_DTYPE_F16) want = eng_f16_to_f32(eng_f32_to_f16(src[i]));
+            if (dts[k] == ENG_DTYPE_BF16) want = eng_bf16_to_f32(eng_f32_to_bf16(src[i]));
+            if (memcmp(&want, &back[i], sizeof want) != 0) {
+                fprintf(stderr, "%s round trip [%lld]: %g -> %g, expected %g\n",
+                        eng_dtype_name(dts[k]), (long long)i, (double)src[i], (double)back[i],
+                        (double)want);
+                rc = 1;
+            }
+        }
+        eng_tensor_free(alloc, &t);
+        CHECK_OK(rc, &err);
+        CHECK_EQ_I64(eng_arena_used(stage), used);
+    }
+    {
+        eng_tensor t, col;
+        CHECK_OK(eng_tensor_alloc(&t, alloc, ENG_LIFE_STATE, "test", ENG_DTYPE_F32, 2, shape, &err),
+                 &err);
+        CHECK_OK(eng_tensor_view_slice(&col, &t, 1, 0, 1, &err), &err);
+        CHECK_EQ_I64(sd_block_upload(ctx, NULL, &col, src, &err), ENG_E_INVALID_ARG);
+        CHECK_CONTAINS(err.msg, "sd_block_upload: f32[10,1] cpu (needs a contiguous");
+        fprintf(stderr, "ok: %s\n", err.msg);
+        t.dtype = ENG_DTYPE_I8; /* the same memory seen as int8: no conversion for that */
+        CHECK_EQ_I64(sd_block_download(ctx, NULL, back, &t, &err), ENG_E_INVALID_ARG);
+        CHECK_CONTAINS(err.msg, "sd_block_download: i8[10,100]");
+        t.dtype = ENG_DTYPE_F32;
+        eng_tensor_free(alloc, &t);
+    }
+    eng_ctx_destroy(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const eng_test_case cases[] = {{"downsample", test_downsample},
                                           {"upsample", test_upsample},
                                           {"errors", test_errors},
-                                          {"load", test_load}};
+                                          {"load", test_load},
+                                          {"dest", test_dest}};
     return eng_test_main(argc, argv, cases, ENG_TEST_N(cases));
 }

@@ -14,7 +14,8 @@
  * batch: a batch of 2 gives image 0 = the batch-1 image of the seed, image 1 = that of seed + 1.
  * cli: the gen command (see test_cli).
  * errors: bad sizes, steps, batch, clip skip, strength; a single file without a vocabulary; a
- *   .ckpt; the CUDA device (not yet supported): each a named ENG_E_* error. */
+ *   .ckpt; a CUDA device that is not attached, an f16 pipeline on the CPU: each a named ENG_E_*
+ *   error. (The CUDA pipeline itself: tests/test_sd_device.c.) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,8 +403,16 @@ static int test_errors(void) {
     CHECK_EQ_I64(sd_pipe_load(&pipe, ctx, &pp, &err), ENG_E_INVALID_ARG);
     CHECK_CONTAINS(err.msg, "--vocab");
     CHECK(pipe == NULL);
-    pp.device = ENG_DEVICE_CUDA;
+    pp.device = ENG_DEVICE_CUDA; /* not attached to this context */
     CHECK_EQ_I64(sd_pipe_load(&pipe, ctx, &pp, &err), ENG_E_UNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "no cuda device is attached");
+    CHECK(pipe == NULL);
+    pp.device = ENG_DEVICE_CPU;
+    pp.dtype = ENG_DTYPE_F16;
+    CHECK_EQ_I64(sd_pipe_load(&pipe, ctx, &pp, &err), ENG_E_UNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "dtype f16 on cpu");
+    CHECK(pipe == NULL);
+    pp.dtype = -1;
     snprintf(path, sizeof path, "%s/model.ckpt", eng_test_tmpdir());
     FILE *f = fopen(path, "wb");
     CHECK(f != NULL);
@@ -428,7 +437,7 @@ static int run_cmd(const char *cmd) {
 /* The gen CLI (its path in $ENG_TEST_GEN): a batch of 2 with a weighted prompt, a negative
  * prompt, DPM++ 2M Karras: image 2 (seed + 1) has the library's pixels for that seed and A1111's
  * parameters text; --init-noise gives the library's image for those latents; img2img records its
- * strength; bad flags exit 2. */
+ * strength; bad flags exit 2; --dtype f16 on the CPU exits 1. */
 static int test_cli(void) {
     eng_err err = {0};
     sd_pipe *pipe = NULL;
@@ -531,8 +540,9 @@ static int test_cli(void) {
         text == NULL || strstr(text, "Denoising strength: 0.5") == NULL)
         goto done;
     /* bad input: exit 2 with the flag named */
-    static const char *const bad[] = {"--steps 0",   "--cfg-scale x",   "--sampling-method nope",
-                                      "-W 33 -H 32", "--schedule nope", "--bogus 1"};
+    static const char *const bad[] = {"--steps 0",      "--cfg-scale x",   "--sampling-method nope",
+                                      "-W 33 -H 32",    "--schedule nope", "--bogus 1",
+                                      "--dtype float64"};
     for (int i = 0; i < ENG_TEST_N(bad); i++) {
         snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x %s -o '%s' 2>/dev/null", gen, model, bad[i],
                  path);
@@ -543,6 +553,10 @@ static int test_cli(void) {
         }
     }
     snprintf(cmd, sizeof cmd, "'%s' -m '%s/nope' -p x -o '%s' 2>/dev/null", gen, model, path);
+    if (run_cmd(cmd) != 1) goto done;
+    /* a dtype the CPU does not run: the pipeline refuses it (exit 1) */
+    snprintf(cmd, sizeof cmd, "'%s' -m '%s' -p x --dtype f16 -o '%s' 2>/dev/null", gen, model,
+             path);
     if (run_cmd(cmd) != 1) goto done;
     rc = 0;
     goto done;
