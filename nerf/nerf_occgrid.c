@@ -58,10 +58,8 @@ int nerf_occgrid_create(nerf_occgrid **out,
         (rc = eng_tensor_alloc(&g->bits, alloc, ENG_LIFE_STATE, "nerf_occgrid", ENG_DTYPE_I8, 1, n,
                                err)) != ENG_OK)
         goto done;
-    /* nothing is known yet: every cell occupied, values at the threshold */
-    float *v = (float *)g->values.data;
-    for (int64_t i = 0; i < n[0]; i++)
-        v[i] = p->threshold;
+    /* nothing is known yet: every cell occupied, values 0 */
+    memset(g->values.data, 0, (size_t)n[0] * sizeof(float));
     memset(g->bits.data, 1, (size_t)n[0]);
     *out = g;
     g = NULL;
@@ -121,7 +119,7 @@ void nerf_occgrid_refresh(nerf_occgrid *g) {
     const float *v = (const float *)g->values.data;
     uint8_t *b = (uint8_t *)g->bits.data;
     for (int64_t i = 0; i < g->cells * g->p.cascades; i++)
-        b[i] = v[i] > thr;
+        b[i] = v[i] >= thr; /* >=: a field that is still uniform leaves every cell occupied */
 }
 
 /* The model-space centre of a random point in cell `cell` of cascade k (u: 3 uniforms). */

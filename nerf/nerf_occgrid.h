@@ -17,7 +17,8 @@
  *     in batches on the calling thread: the function may use the pool itself);
  *   - value = max(value * decay, new) for picked cells, value * decay for the others; cells not
  *     picked keep decaying as in instant-ngp (decay 0.95);
- *   - occupied = value > min(threshold, mean of cascade 0's values) (threshold 0.01).
+ *   - occupied = value >= min(threshold, mean of cascade 0's values) (threshold 0.01), so a
+ *     field that is still uniform (an untrained network) leaves every cell occupied.
  * Memory: res^3 * cascades floats and bytes (128^3: 10 MiB per cascade), from the given
  * allocator (ENG_LIFE_STATE). Threads: update from one thread at a time; the queries are
  * read-only. */
@@ -52,7 +53,7 @@ void nerf_occgrid_params_init(nerf_occgrid_params *p);
 typedef int (*nerf_density_fn)(void *user, float *sigma, const float *pos, int64_t n, eng_err *err);
 
 /* Errors: ENG_E_INVALID_ARG (cascades 1..8, res 1..512 and even, decay in (0, 1], threshold and
- * dt_min > 0), ENG_E_OOM. Every cell starts occupied (nothing is known yet). */
+ * dt_min > 0), ENG_E_OOM. Every cell starts occupied with value 0 (nothing is known yet). */
 int nerf_occgrid_create(nerf_occgrid **out,
                         const nerf_occgrid_params *p,
                         eng_alloc *alloc,

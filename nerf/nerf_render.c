@@ -124,14 +124,15 @@ int nerf_march(nerf_samples *s,
     for (int64_t r = 0; r < n_rays; r++)
         s->start[r + 1] += s->start[r];
     const int64_t n = s->start[n_rays];
+    const int64_t need = n > 0 ? n : 1; /* never NULL arrays, even with no samples */
     int64_t c1 = s->cap, c2 = s->cap, c3 = s->cap, c4 = s->cap;
-    if (grow((void **)&s->pos, &c1, 3 * n, sizeof *s->pos) != 0 ||
-        grow((void **)&s->dir, &c2, 3 * n, sizeof *s->dir) != 0 ||
-        grow((void **)&s->t, &c3, 3 * n, sizeof *s->t) != 0 ||
-        grow((void **)&s->dt, &c4, 3 * n, sizeof *s->dt) != 0)
+    if (grow((void **)&s->pos, &c1, 3 * need, sizeof *s->pos) != 0 ||
+        grow((void **)&s->dir, &c2, 3 * need, sizeof *s->dir) != 0 ||
+        grow((void **)&s->t, &c3, 3 * need, sizeof *s->t) != 0 ||
+        grow((void **)&s->dt, &c4, 3 * need, sizeof *s->dt) != 0)
         return eng_err_set(err, ENG_E_OOM, "nerf_march: out of memory for %lld samples",
                            (long long)n);
-    if (3 * n > s->cap) s->cap = 3 * n;
+    if (3 * need > s->cap) s->cap = 3 * need;
     s->n_rays = n_rays;
     s->n = n;
     j.fill = 1;

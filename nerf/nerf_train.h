@@ -1,0 +1,124 @@
+/* nerf_train.h: the NeRF model (hash-grid field + occupancy grid) with its training loop,
+ * rendering and snapshots, on the CPU. Prefix nerf_trainer_.
+ *
+ *   nerf_train_params tp; nerf_train_params_init(&tp);
+ *   nerf_trainer *t = NULL;
+ *   nerf_trainer_create(&t, ctx, dataset, &tp, &err);         // or nerf_trainer_load(&t, ctx, path)
+ *   for (...) nerf_trainer_step(t, &stats, &err);             // stats.loss, stats.psnr, rays ...
+ *   nerf_trainer_save(t, "scene.snapshot", &err);             // atomic
+ *   nerf_trainer_render(t, rgb, depth, c2w_model, &intr, w, h, white, &err);
+ *   nerf_trainer_destroy(t);
+ *
+ * One training step (instant-ngp's): `rays` random pixels (Philox keyed by seed and step: the
+ * run is a pure function of the seed and the step, so a resumed run is the same run), each ray
+ * through a random point of its pixel; targets composited on a random background colour per ray
+ * (the dataset's RGBA); ray marching through the occupancy grid; the field's densities and
+ * colours; compositing on the same background; L2 loss (mean over rays and channels); the
+ * backward pass; Adam (lr 1e-2, decayed x0.33 every 10,000 steps after 20,000). The ray count
+ * adapts so that a step marches about `target_samples` samples. Every `occ_every` steps the
+ * occupancy grid is updated from the field's densities (nerf_occgrid.h).
+ * Rendering: any camera (model-space c2w, pinhole intrinsics), composited on `bg`, in tiles of
+ * rays; depth is the expected distance along the ray (model-space units), 0 where nothing is hit.
+ * Snapshots: one .safetensors file (parameters, Adam's state, the occupancy grid; metadata:
+ * configuration, step, ray count), written to PATH.tmp and renamed.
+ * Memory: the field's parameters and Adam's state (~12 M floats x 5 at the default size), the
+ * occupancy grid, and per step the samples and the field's scratch (~2 KB per sample).
+ * Threads: the pool of the context; one call at a time per trainer. */
+#ifndef NERF_TRAIN_H
+#define NERF_TRAIN_H
+
+#include <stdint.h>
+
+#include "eng.h"
+#include "nerf_data.h"
+#include "nerf_field.h"
+#include "nerf_occgrid.h"
+#include "nerf_render.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nerf_trainer nerf_trainer; /* opaque */
+
+typedef struct nerf_train_params {
+    nerf_field_params field; /* nerf_field_params_init; grid.aabb_scale is set from the data */
+    int64_t target_samples;  /* samples marched per step: 2^16 on the CPU */
+    int64_t initial_rays;    /* rays of the first step: 4096 */
+    float lr;                /* 1e-2 */
+    int occ_every;           /* occupancy-grid update interval in steps: 16 */
+    int occ_res;             /* occupancy-grid cells per side: 128 */
+    int random_bg;           /* 1: random background per ray while training; 0: white */
+    uint64_t seed;           /* rays, backgrounds, grid updates: 1 */
+} nerf_train_params;
+void nerf_train_params_init(nerf_train_params *p);
+
+typedef struct nerf_step_stats {
+    int64_t step;    /* steps done after this one */
+    double loss;     /* mean squared error of the step's rays */
+    double psnr;     /* -10 log10(loss) */
+    int64_t rays;    /* rays of the step */
+    int64_t samples; /* samples marched */
+    double seconds;  /* wall time of the step */
+} nerf_step_stats;
+
+/* A new model for `ds` (its aabb_scale sizes the grids); `ds` is borrowed and must outlive the
+ * trainer's training steps (rendering does not need it).
+ * Errors: those of nerf_field_create / nerf_occgrid_create / nerf_adam_create, ENG_E_INVALID_ARG
+ * (bad params, named). */
+int nerf_trainer_create(nerf_trainer **out,
+                        eng_ctx *ctx,
+                        const nerf_dataset *ds,
+                        const nerf_train_params *p,
+                        eng_err *err);
+/* A model from a snapshot (for rendering; attach a dataset with nerf_trainer_set_dataset to
+ * resume training). Errors: ENG_E_IO, ENG_E_FORMAT (not a snapshot, a tensor of the wrong size,
+ * missing metadata: named), ENG_E_OOM. */
+int nerf_trainer_load(nerf_trainer **out, eng_ctx *ctx, const char *path, eng_err *err);
+void nerf_trainer_destroy(nerf_trainer *t); /* NULL is a no-op */
+
+/* Attaches the training data (borrowed). Errors: ENG_E_INVALID_ARG when its aabb_scale differs
+ * from the model's. */
+int nerf_trainer_set_dataset(nerf_trainer *t, const nerf_dataset *ds, eng_err *err);
+int64_t nerf_trainer_step_count(const nerf_trainer *t);
+const nerf_train_params *nerf_trainer_get_params(const nerf_trainer *t);
+nerf_field *nerf_trainer_field(nerf_trainer *t);
+nerf_occgrid *nerf_trainer_occgrid(nerf_trainer *t);
+
+/* One training step. Errors: ENG_E_INVALID_ARG (no dataset), ENG_E_OOM, those of the parts. */
+int nerf_trainer_step(nerf_trainer *t, nerf_step_stats *stats, eng_err *err);
+
+/* rgb (h, w, 3) and depth (h, w) (may be NULL) of the camera c2w (3x4 row-major, model space;
+ * OpenGL axes) with pinhole intrinsics, composited on bg (3 floats). Rays through pixel centres.
+ * Errors: ENG_E_INVALID_ARG (sizes), ENG_E_OOM. */
+int nerf_trainer_render(nerf_trainer *t,
+                        float *rgb,
+                        float *depth,
+                        const float c2w[12],
+                        const nerf_intrinsics *in,
+                        int64_t w,
+                        int64_t h,
+                        const float bg[3],
+                        eng_err *err);
+/* The same for frame `frame` of a dataset (its rays, distortion included). */
+int nerf_trainer_render_frame(nerf_trainer *t,
+                              float *rgb,
+                              float *depth,
+                              const nerf_dataset *ds,
+                              int64_t frame,
+                              const float bg[3],
+                              eng_err *err);
+
+/* Densities at model-space points (for meshes): sigma (n) at pos (n, 3). */
+int nerf_trainer_density(nerf_trainer *t, float *sigma, const float *pos, int64_t n, eng_err *err);
+/* Colours at points seen along dirs (for vertex colours): rgb (n, 3). */
+int nerf_trainer_color(
+    nerf_trainer *t, float *rgb, const float *pos, const float *dir, int64_t n, eng_err *err);
+
+/* Writes the snapshot atomically. Errors: ENG_E_IO naming the path, ENG_E_OOM. */
+int nerf_trainer_save(nerf_trainer *t, const char *path, eng_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NERF_TRAIN_H */
