@@ -77,3 +77,50 @@ int eng_cli_parse_float(
     *out = v;
     return ENG_OK;
 }
+
+int eng_cli_parse(int argc,
+                  char **argv,
+                  const eng_cli_opt *opts,
+                  int n_opts,
+                  const char **positional,
+                  int max_pos,
+                  int *n_pos,
+                  eng_err *err) {
+    *n_pos = 0;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == '\0') {
+            if (*n_pos >= max_pos)
+                return eng_err_set(err, ENG_E_INVALID_ARG, "unexpected argument \"%s\"", a);
+            positional[(*n_pos)++] = a;
+            continue;
+        }
+        const eng_cli_opt *o = NULL;
+        for (int k = 0; k < n_opts && o == NULL; k++)
+            if (strcmp(a, opts[k].name) == 0 ||
+                (opts[k].alias != NULL && strcmp(a, opts[k].alias) == 0))
+                o = &opts[k];
+        if (o == NULL) return eng_err_set(err, ENG_E_INVALID_ARG, "unknown option \"%s\"", a);
+        if (o->kind == ENG_CLI_FLAG) {
+            *(int *)o->dst = 1;
+            continue;
+        }
+        if (i + 1 >= argc) return eng_err_set(err, ENG_E_INVALID_ARG, "%s needs a value", a);
+        const char *v = argv[++i];
+        int rc = ENG_OK;
+        switch (o->kind) {
+        case ENG_CLI_STR: *(const char **)o->dst = v; break;
+        case ENG_CLI_INT:
+            rc = eng_cli_parse_int((int64_t *)o->dst, a, v, (int64_t)o->lo, (int64_t)o->hi, err);
+            break;
+        case ENG_CLI_FLOAT:
+            rc = eng_cli_parse_float((double *)o->dst, a, v, o->lo, o->hi, err);
+            break;
+        default: ENG_ASSERT(!"eng_cli_parse: bad option kind");
+        }
+        if (rc != ENG_OK) return rc;
+    }
+    return ENG_OK;
+}

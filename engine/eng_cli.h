@@ -39,6 +39,41 @@ int eng_cli_parse_int(
 int eng_cli_parse_float(
     double *out, const char *flag, const char *text, double lo, double hi, eng_err *err);
 
+/* Table-driven option parsing for the tools' commands:
+ *   int64_t steps = 20; const char *out = "x"; int resume = 0; const char *pos[1]; int npos = 0;
+ *   const eng_cli_opt opts[] = {{"--steps", NULL, ENG_CLI_INT, &steps, 1, 1e6},
+ *                               {"-o", "--out", ENG_CLI_STR, &out, 0, 0},
+ *                               {"--resume", NULL, ENG_CLI_FLAG, &resume, 0, 0}};
+ *   rc = eng_cli_parse(argc, argv, opts, 3, pos, 1, &npos, &err);
+ * argv[0] is the command's name and is skipped; "--help" / "-h" anywhere returns 1 (print the
+ * usage); a word not starting with '-' (or "-" itself) is a positional argument. */
+typedef enum eng_cli_kind {
+    ENG_CLI_FLAG,  /* int *: set to 1 */
+    ENG_CLI_STR,   /* const char **: the next word */
+    ENG_CLI_INT,   /* int64_t *: a whole number in [lo, hi] */
+    ENG_CLI_FLOAT, /* double *: a finite number in [lo, hi] */
+    ENG_CLI_KIND_COUNT
+} eng_cli_kind;
+
+typedef struct eng_cli_opt {
+    const char *name;  /* "--steps" */
+    const char *alias; /* another spelling ("-s") or NULL */
+    eng_cli_kind kind;
+    void *dst;
+    double lo, hi;
+} eng_cli_opt;
+
+/* Returns ENG_OK, 1 for --help, or ENG_E_INVALID_ARG (an unknown option, a missing or bad
+ * value, more than max_pos positional words: the message names the word). */
+int eng_cli_parse(int argc,
+                  char **argv,
+                  const eng_cli_opt *opts,
+                  int n_opts,
+                  const char **positional,
+                  int max_pos,
+                  int *n_pos,
+                  eng_err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -203,6 +203,32 @@ done:
     return rc;
 }
 
+/* Parses a command's arguments: -1 to go on, else the exit status (0 after --help, 2 for a bad
+ * argument, with the reason on stderr). */
+static int parse_cmd(const char *cmd,
+                     const char *usage,
+                     int argc,
+                     char **argv,
+                     const eng_cli_opt *opts,
+                     int n_opts,
+                     const char **pos,
+                     int max_pos,
+                     int *n_pos) {
+    eng_err err = {0};
+    const int rc = eng_cli_parse(argc, argv, opts, n_opts, pos, max_pos, n_pos, &err);
+    if (rc == 1) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (rc != ENG_OK) {
+        fprintf(stderr, "nerf %s: %s (nerf %s --help)\n", cmd, err.msg, cmd);
+        return 2;
+    }
+    return -1;
+}
+
+#define N_OPTS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
 /* ---- train ---------------------------------------------------------------------------------- */
 
 static const char train_usage[] =
@@ -241,57 +267,21 @@ int nerf_cmd_train(int argc, char **argv) {
     const char *scene = NULL, *snapshot = NULL, *device = "cpu";
     int64_t steps = -1, every = 500, threads = 0, samples = 1 << 16, seed = 1;
     double seconds = 0;
-    int resume = 0, status = 1;
-    eng_err err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(train_usage, stdout);
-            return 0;
-        }
-        if (strcmp(a, "--resume") == 0) {
-            resume = 1;
-            continue;
-        }
-        if (a[0] != '-') {
-            if (scene != NULL) {
-                fprintf(stderr, "nerf train: two scenes given (%s, %s)\n", scene, a);
-                return 2;
-            }
-            scene = a;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nerf train: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        int rc = ENG_OK;
-        if (strcmp(a, "--steps") == 0) {
-            rc = eng_cli_parse_int(&steps, a, v, 1, 100000000, &err);
-        } else if (strcmp(a, "--time") == 0) {
-            rc = eng_cli_parse_float(&seconds, a, v, 0.001, 1e7, &err);
-        } else if (strcmp(a, "--snapshot") == 0) {
-            snapshot = v;
-        } else if (strcmp(a, "--snapshot-every") == 0) {
-            rc = eng_cli_parse_int(&every, a, v, 1, 100000000, &err);
-        } else if (strcmp(a, "--device") == 0) {
-            device = v;
-        } else if (strcmp(a, "--threads") == 0) {
-            rc = eng_cli_parse_int(&threads, a, v, 1, 1024, &err);
-        } else if (strcmp(a, "--samples") == 0) {
-            rc = eng_cli_parse_int(&samples, a, v, 1024, 1 << 24, &err);
-        } else if (strcmp(a, "--seed") == 0) {
-            rc = eng_cli_parse_int(&seed, a, v, 0, INT64_MAX, &err);
-        } else {
-            fprintf(stderr, "nerf train: unknown option \"%s\" (nerf train --help)\n", a);
-            return 2;
-        }
-        if (rc != ENG_OK) {
-            fprintf(stderr, "nerf train: %s\n", err.msg);
-            return 2;
-        }
-    }
+    int resume = 0, status = 1, n_pos = 0;
+    const eng_cli_opt opts[] = {
+        {"--steps", NULL, ENG_CLI_INT, &steps, 1, 1e8},
+        {"--time", NULL, ENG_CLI_FLOAT, &seconds, 1e-3, 1e7},
+        {"--snapshot", NULL, ENG_CLI_STR, &snapshot, 0, 0},
+        {"--snapshot-every", NULL, ENG_CLI_INT, &every, 1, 1e8},
+        {"--resume", NULL, ENG_CLI_FLAG, &resume, 0, 0},
+        {"--device", NULL, ENG_CLI_STR, &device, 0, 0},
+        {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
+        {"--samples", NULL, ENG_CLI_INT, &samples, 1024, 1 << 24},
+        {"--seed", NULL, ENG_CLI_INT, &seed, 0, 9e18},
+    };
+    const int pr =
+        parse_cmd("train", train_usage, argc, argv, opts, N_OPTS(opts), &scene, 1, &n_pos);
+    if (pr >= 0) return pr;
     if (scene == NULL) {
         fprintf(stderr, "nerf train: no scene given\n%s", train_usage);
         return 2;
@@ -370,48 +360,24 @@ done:
 
 /* ---- eval ----------------------------------------------------------------------------------- */
 
+static const char eval_usage[] =
+    "usage: nerf eval SNAPSHOT --transforms FILE [--out DIR] [--every K] [--threads N]\n"
+    "Renders every view of FILE on white and prints per-view and mean PSNR and SSIM\n"
+    "(11x11 Gaussian, the NeRF papers' constants); --out writes the renders and\n"
+    "metrics.json; --every K evaluates every K-th view only (quicker on a CPU).\n";
+
 int nerf_cmd_eval(int argc, char **argv) {
     const char *snap = NULL, *transforms = NULL, *out = NULL;
     int64_t threads = 0, every = 1;
-    eng_err err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0) {
-            puts("usage: nerf eval SNAPSHOT --transforms FILE [--out DIR] [--every K] [--threads "
-                 "N]\n"
-                 "Renders every view of FILE on white and prints per-view and mean PSNR and SSIM\n"
-                 "(11x11 Gaussian, the NeRF papers' constants); --out writes the renders and\n"
-                 "metrics.json; --every K evaluates every K-th view only (quicker on a CPU).");
-            return 0;
-        }
-        if (a[0] != '-') {
-            snap = a;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nerf eval: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        if (strcmp(a, "--transforms") == 0) {
-            transforms = v;
-        } else if (strcmp(a, "--out") == 0) {
-            out = v;
-        } else if (strcmp(a, "--every") == 0) {
-            if (eng_cli_parse_int(&every, a, v, 1, 1000000, &err) != ENG_OK) {
-                fprintf(stderr, "nerf eval: %s\n", err.msg);
-                return 2;
-            }
-        } else if (strcmp(a, "--threads") == 0) {
-            if (eng_cli_parse_int(&threads, a, v, 1, 1024, &err) != ENG_OK) {
-                fprintf(stderr, "nerf eval: %s\n", err.msg);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "nerf eval: unknown option \"%s\"\n", a);
-            return 2;
-        }
-    }
+    int n_pos = 0;
+    const eng_cli_opt opts[] = {
+        {"--transforms", NULL, ENG_CLI_STR, &transforms, 0, 0},
+        {"--out", NULL, ENG_CLI_STR, &out, 0, 0},
+        {"--every", NULL, ENG_CLI_INT, &every, 1, 1e6},
+        {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
+    };
+    const int pr = parse_cmd("eval", eval_usage, argc, argv, opts, N_OPTS(opts), &snap, 1, &n_pos);
+    if (pr >= 0) return pr;
     if (snap == NULL || transforms == NULL) {
         fprintf(stderr, "nerf eval: give SNAPSHOT and --transforms FILE (nerf eval --help)\n");
         return 2;
@@ -543,59 +509,32 @@ done:
     return rc;
 }
 
+static const char render_usage[] =
+    "usage: nerf render SNAPSHOT (--transforms FILE | --orbit N) [-W W -H H]\n"
+    "                   [--radius R] [--no-depth] -o DIR|video.mp4\n"
+    "Renders a dataset's views or N views on a circle around the scene (30 degrees\n"
+    "up) on white: DIR gets frame_NNNN.png and depth_NNNN.png (near is bright); a\n"
+    "name ending in .mp4 makes a 30 fps video with ffmpeg.\n";
+
 int nerf_cmd_render(int argc, char **argv) {
     const char *snap = NULL, *transforms = NULL, *out = NULL;
     int64_t orbit = 0, w = 800, h = 800, threads = 0;
     double radius = 0;
-    int depth = 1;
-    eng_err err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0) {
-            puts("usage: nerf render SNAPSHOT (--transforms FILE | --orbit N) [-W W -H H]\n"
-                 "                   [--radius R] [--no-depth] -o DIR|video.mp4\n"
-                 "Renders a dataset's views or N views on a circle around the scene (30 degrees\n"
-                 "up) on white: DIR gets frame_NNNN.png and depth_NNNN.png (near is bright); a\n"
-                 "name ending in .mp4 makes a 30 fps video with ffmpeg.");
-            return 0;
-        }
-        if (strcmp(a, "--no-depth") == 0) {
-            depth = 0;
-            continue;
-        }
-        if (a[0] != '-') {
-            snap = a;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nerf render: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        int rc = ENG_OK;
-        if (strcmp(a, "--transforms") == 0) {
-            transforms = v;
-        } else if (strcmp(a, "-o") == 0) {
-            out = v;
-        } else if (strcmp(a, "--orbit") == 0) {
-            rc = eng_cli_parse_int(&orbit, a, v, 1, 100000, &err);
-        } else if (strcmp(a, "-W") == 0) {
-            rc = eng_cli_parse_int(&w, a, v, 1, 16384, &err);
-        } else if (strcmp(a, "-H") == 0) {
-            rc = eng_cli_parse_int(&h, a, v, 1, 16384, &err);
-        } else if (strcmp(a, "--radius") == 0) {
-            rc = eng_cli_parse_float(&radius, a, v, 1e-3, 1e4, &err);
-        } else if (strcmp(a, "--threads") == 0) {
-            rc = eng_cli_parse_int(&threads, a, v, 1, 1024, &err);
-        } else {
-            fprintf(stderr, "nerf render: unknown option \"%s\"\n", a);
-            return 2;
-        }
-        if (rc != ENG_OK) {
-            fprintf(stderr, "nerf render: %s\n", err.msg);
-            return 2;
-        }
-    }
+    int no_depth = 0, n_pos = 0;
+    const eng_cli_opt opts[] = {
+        {"--transforms", NULL, ENG_CLI_STR, &transforms, 0, 0},
+        {"-o", "--out", ENG_CLI_STR, &out, 0, 0},
+        {"--orbit", NULL, ENG_CLI_INT, &orbit, 1, 100000},
+        {"-W", "--width", ENG_CLI_INT, &w, 1, 16384},
+        {"-H", "--height", ENG_CLI_INT, &h, 1, 16384},
+        {"--radius", NULL, ENG_CLI_FLOAT, &radius, 1e-3, 1e4},
+        {"--no-depth", NULL, ENG_CLI_FLAG, &no_depth, 0, 0},
+        {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
+    };
+    const int pr =
+        parse_cmd("render", render_usage, argc, argv, opts, N_OPTS(opts), &snap, 1, &n_pos);
+    if (pr >= 0) return pr;
+    const int depth = !no_depth;
     if (snap == NULL || out == NULL || (transforms == NULL) == (orbit == 0)) {
         fprintf(stderr, "nerf render: give SNAPSHOT, -o, and one of --transforms / --orbit\n");
         return 2;
@@ -661,46 +600,24 @@ static int write_mesh(nerf_trainer *t, const char *out, int64_t res, double iso,
     return rc;
 }
 
+static const char mesh_usage[] =
+    "usage: nerf mesh SNAPSHOT -o mesh.ply [--res 256] [--iso 2.5]\n"
+    "Marching cubes of the density over the scene box, vertex colours from the\n"
+    "colour network seen along the surface normal; binary PLY.\n";
+
 int nerf_cmd_mesh(int argc, char **argv) {
     const char *snap = NULL, *out = NULL;
     int64_t res = 256, threads = 0;
     double iso = 2.5;
-    eng_err err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0) {
-            puts("usage: nerf mesh SNAPSHOT -o mesh.ply [--res 256] [--iso 2.5]\n"
-                 "Marching cubes of the density over the scene box, vertex colours from the\n"
-                 "colour network seen along the surface normal; binary PLY.");
-            return 0;
-        }
-        if (a[0] != '-') {
-            snap = a;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nerf mesh: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        int rc = ENG_OK;
-        if (strcmp(a, "-o") == 0) {
-            out = v;
-        } else if (strcmp(a, "--res") == 0) {
-            rc = eng_cli_parse_int(&res, a, v, 2, NERF_MESH_MAX_RES, &err);
-        } else if (strcmp(a, "--iso") == 0) {
-            rc = eng_cli_parse_float(&iso, a, v, 0, 1e6, &err);
-        } else if (strcmp(a, "--threads") == 0) {
-            rc = eng_cli_parse_int(&threads, a, v, 1, 1024, &err);
-        } else {
-            fprintf(stderr, "nerf mesh: unknown option \"%s\"\n", a);
-            return 2;
-        }
-        if (rc != ENG_OK) {
-            fprintf(stderr, "nerf mesh: %s\n", err.msg);
-            return 2;
-        }
-    }
+    int n_pos = 0;
+    const eng_cli_opt opts[] = {
+        {"-o", "--out", ENG_CLI_STR, &out, 0, 0},
+        {"--res", NULL, ENG_CLI_INT, &res, 2, NERF_MESH_MAX_RES},
+        {"--iso", NULL, ENG_CLI_FLOAT, &iso, 0, 1e6},
+        {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
+    };
+    const int pr = parse_cmd("mesh", mesh_usage, argc, argv, opts, N_OPTS(opts), &snap, 1, &n_pos);
+    if (pr >= 0) return pr;
     if (snap == NULL || out == NULL) {
         fprintf(stderr, "nerf mesh: give SNAPSHOT and -o mesh.ply\n");
         return 2;
@@ -722,42 +639,24 @@ int nerf_cmd_mesh(int argc, char **argv) {
 
 /* ---- demo ----------------------------------------------------------------------------------- */
 
+static const char demo_usage[] =
+    "usage: nerf demo [--out DIR] [--steps 600] [--res 64] [--threads N]\n"
+    "Ray-traces the built-in scene (four shapes) into 100 training and 20 test\n"
+    "views, trains on them, evaluates the test views (PSNR, SSIM), and writes\n"
+    "renders, a turntable and a mesh under DIR (default nerf-demo).\n";
+
 int nerf_cmd_demo(int argc, char **argv) {
     const char *out = "nerf-demo";
     int64_t steps = 600, res = 64, threads = 0;
-    eng_err err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0) {
-            puts("usage: nerf demo [--out DIR] [--steps 600] [--res 64] [--threads N]\n"
-                 "Ray-traces the built-in scene (four shapes) into 100 training and 20 test\n"
-                 "views, trains on them, evaluates the test views (PSNR, SSIM), and writes\n"
-                 "renders, a turntable and a mesh under DIR (default nerf-demo).");
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nerf demo: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        int rc = ENG_OK;
-        if (strcmp(a, "--out") == 0) {
-            out = v;
-        } else if (strcmp(a, "--steps") == 0) {
-            rc = eng_cli_parse_int(&steps, a, v, 1, 10000000, &err);
-        } else if (strcmp(a, "--res") == 0) {
-            rc = eng_cli_parse_int(&res, a, v, 16, 2048, &err);
-        } else if (strcmp(a, "--threads") == 0) {
-            rc = eng_cli_parse_int(&threads, a, v, 1, 1024, &err);
-        } else {
-            fprintf(stderr, "nerf demo: unknown option \"%s\"\n", a);
-            return 2;
-        }
-        if (rc != ENG_OK) {
-            fprintf(stderr, "nerf demo: %s\n", err.msg);
-            return 2;
-        }
-    }
+    int n_pos = 0;
+    const eng_cli_opt opts[] = {
+        {"--out", "-o", ENG_CLI_STR, &out, 0, 0},
+        {"--steps", NULL, ENG_CLI_INT, &steps, 1, 1e7},
+        {"--res", NULL, ENG_CLI_INT, &res, 16, 2048},
+        {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
+    };
+    const int pr = parse_cmd("demo", demo_usage, argc, argv, opts, N_OPTS(opts), NULL, 0, &n_pos);
+    if (pr >= 0) return pr;
     cmd_env e;
     int st = env_open(&e, threads, "cpu");
     if (st != 0) return st;
@@ -833,39 +732,22 @@ done:
 
 /* ---- bench ---------------------------------------------------------------------------------- */
 
+static const char bench_usage[] =
+    "usage: nerf bench [--scene DIR] [--steps 100] [--threads N]\n"
+    "Times training (rays/s, samples/s) on a scene (default: the built-in one at\n"
+    "128x128) after a 50-step warm-up, then the time of one 1920x1080 render.\n";
+
 int nerf_cmd_bench(int argc, char **argv) {
     const char *scene_arg = NULL;
     int64_t steps = 100, threads = 0;
-    eng_err err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0) {
-            puts("usage: nerf bench [--scene DIR] [--steps 100] [--threads N]\n"
-                 "Times training (rays/s, samples/s) on a scene (default: the built-in one at\n"
-                 "128x128) after a 50-step warm-up, then the time of one 1920x1080 render.");
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "nerf bench: %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
-        int rc = ENG_OK;
-        if (strcmp(a, "--scene") == 0) {
-            scene_arg = v;
-        } else if (strcmp(a, "--steps") == 0) {
-            rc = eng_cli_parse_int(&steps, a, v, 1, 1000000, &err);
-        } else if (strcmp(a, "--threads") == 0) {
-            rc = eng_cli_parse_int(&threads, a, v, 1, 1024, &err);
-        } else {
-            fprintf(stderr, "nerf bench: unknown option \"%s\"\n", a);
-            return 2;
-        }
-        if (rc != ENG_OK) {
-            fprintf(stderr, "nerf bench: %s\n", err.msg);
-            return 2;
-        }
-    }
+    int n_pos = 0;
+    const eng_cli_opt opts[] = {
+        {"--scene", NULL, ENG_CLI_STR, &scene_arg, 0, 0},
+        {"--steps", NULL, ENG_CLI_INT, &steps, 1, 1e6},
+        {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
+    };
+    const int pr = parse_cmd("bench", bench_usage, argc, argv, opts, N_OPTS(opts), NULL, 0, &n_pos);
+    if (pr >= 0) return pr;
     cmd_env e;
     int st = env_open(&e, threads, "cpu");
     if (st != 0) return st;
