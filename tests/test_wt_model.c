@@ -410,9 +410,15 @@ static int test_zip_magic_refused(void) {
     return 0;
 }
 
-/* Rewrites the tiny ldm file without `drop` and with `reshape` given shape `shape`. */
-static int
-rewrite(const char *dst, const char *drop, const char *reshape, const int64_t *shape, int ndim) {
+/* Rewrites the tiny ldm file without `drop`, with `reshape` given shape `shape`, and with the
+ * metadata `meta` (n_meta pairs; meta NULL: the file's wt.unet_heads and wt.text_heads). */
+static int rewrite(const char *dst,
+                   const char *drop,
+                   const char *reshape,
+                   const int64_t *shape,
+                   int ndim,
+                   const eng_safetensors_kv *meta,
+                   int64_t n_meta) {
     wt_sd_config cfg;
     eng_err err = {0};
     char src[2048];
@@ -433,10 +439,12 @@ rewrite(const char *dst, const char *drop, const char *reshape, const int64_t *s
         }
         k++;
     }
-    const eng_safetensors_kv meta[2] = {
+    const eng_safetensors_kv file_meta[2] = {
         {"wt.unet_heads", eng_safetensors_metadata_get(f, "wt.unet_heads")},
         {"wt.text_heads", eng_safetensors_metadata_get(f, "wt.text_heads")}};
-    CHECK_OK(eng_safetensors_write(dst, e, k, meta, 2, &err), &err);
+    CHECK_OK(eng_safetensors_write(dst, e, k, meta != NULL ? meta : file_meta,
+                                   meta != NULL ? n_meta : 2, &err),
+             &err);
     free(e);
     free(zeros);
     eng_safetensors_close(f);
@@ -449,7 +457,7 @@ static int test_missing_tensor(void) {
     wt_model *m = NULL;
     tmp_path(path, sizeof path, "missing.safetensors");
     if (rewrite(path, "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_v.weight",
-                NULL, NULL, 0))
+                NULL, NULL, 0, NULL, 0))
         return 1;
     CHECK(wt_model_open(&m, path, &err) == ENG_E_FORMAT);
     CHECK_CONTAINS(err.msg, "\"model.diffusion_model.middle_block.1.transformer_blocks.0.attn2."
@@ -465,7 +473,8 @@ static int test_wrong_shape(void) {
     wt_model *m = NULL;
     const int64_t shape[4] = {64, 64, 3, 1};
     tmp_path(path, sizeof path, "misshaped.safetensors");
-    if (rewrite(path, NULL, "model.diffusion_model.middle_block.0.in_layers.2.weight", shape, 4))
+    if (rewrite(path, NULL, "model.diffusion_model.middle_block.0.in_layers.2.weight", shape, 4,
+                NULL, 0))
         return 1;
     CHECK(wt_model_open(&m, path, &err) == ENG_E_FORMAT);
     CHECK_CONTAINS(err.msg, "\"model.diffusion_model.middle_block.0.in_layers.2.weight\"");
@@ -541,6 +550,163 @@ static int test_unknown_file_type(void) {
     return 0;
 }
 
+/* ---- what config files and metadata say (regressions found by tests/fuzz/fuzz_wt_model.c) ---- */
+/* Writes `json` as `file` in the diffusers folder `dir`, then opens the folder. */
+static int reopen(const char *dir, const char *file, const char *json, wt_model **m, eng_err *err) {
+    char f[4096];
+    FILE *fp;
+    snprintf(f, sizeof f, "%s/%s", dir, file);
+    fp = fopen(f, "wb");
+    if (fp == NULL || fputs(json, fp) < 0 || fclose(fp) != 0) return -1000;
+    *m = NULL;
+    return wt_model_open(m, dir, err);
+}
+
+/* Head counts that are not positive integers were truncated ((int)2.5 == 2), cast with undefined
+ * behaviour (1e10), or silently replaced by the rules (0, "2", [2, 0]); now each is an error
+ * naming the file, the key and the value. null still means absent. */
+static int test_config_heads_malformed(void) {
+    static const struct {
+        const char *file, *json, *msg;
+    } bad[] = {
+        {"unet/config.json", "{\"attention_head_dim\": 2.5}", "\"attention_head_dim\" is 2.5;"},
+        {"unet/config.json", "{\"attention_head_dim\": 1e10}", "is 10000000000;"},
+        {"unet/config.json", "{\"attention_head_dim\": 1e999}", "is inf;"},
+        {"unet/config.json", "{\"attention_head_dim\": \"2\"}", "is a string;"},
+        {"unet/config.json", "{\"attention_head_dim\": [2, 0]}", "entry 1 is 0;"},
+        {"unet/config.json", "{\"attention_head_dim\": [2, true]}", "entry 1 is a boolean;"},
+        {"unet/config.json", "{\"attention_head_dim\": []}", "is an empty list;"},
+        {"unet/config.json", "{\"attention_head_dim\": [2]}",
+         "lists 1 attention head counts but the UNet has 2 levels"},
+        {"unet/config.json", "{\"attention_head_dim\": [2, 2, 2]}", "lists 3 attention"},
+        {"unet/config.json", "{\"num_attention_heads\": -2, \"attention_head_dim\": 2}",
+         "\"num_attention_heads\" is -2;"},
+        {"text_encoder/config.json", "{\"num_attention_heads\": 0}",
+         "\"num_attention_heads\" is 0;"},
+        {"text_encoder/config.json", "{\"num_attention_heads\": [2]}", "is a list;"},
+    };
+    wt_sd_config cfg;
+    eng_err err = {0};
+    char dir[2048];
+    wt_model *m = NULL;
+    CHECK_OK(wt_sd_config_preset(&cfg, "tiny", &err), &err);
+    if (make("cfgheads", &cfg, WT_FORMAT_DIFFUSERS, ENG_DTYPE_F16, dir, sizeof dir)) return 1;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const int rc = reopen(dir, bad[i].file, bad[i].json, &m, &err);
+        if (rc != ENG_E_FORMAT)
+            fprintf(stderr, "%s: %s: rc %d (%s)\n", bad[i].file, bad[i].json, rc, err.msg);
+        CHECK(rc == ENG_E_FORMAT);
+        CHECK(m == NULL);
+        CHECK_CONTAINS(err.msg, bad[i].file);
+        CHECK_CONTAINS(err.msg, bad[i].msg);
+        if (strcmp(bad[i].file, "unet/config.json") != 0) continue;
+        CHECK_OK(reopen(dir, bad[i].file, "{}", &m, &err), &err); /* rules: 8 heads (SD1) */
+        wt_model_close(m);
+    }
+    CHECK_OK(reopen(dir, "text_encoder/config.json", "{\"num_attention_heads\": 4}", &m, &err),
+             &err);
+    CHECK_EQ_I64(wt_model_config(m)->text.heads, 4);
+    wt_model_close(m);
+    /* null is absent: the list after it counts, one entry per level */
+    CHECK_OK(reopen(dir, "unet/config.json",
+                    "{\"num_attention_heads\": null, \"attention_head_dim\": [2, 4]}", &m, &err),
+             &err);
+    CHECK_EQ_I64(wt_model_config(m)->unet.heads[0], 2);
+    CHECK_EQ_I64(wt_model_config(m)->unet.heads[1], 4);
+    CHECK_EQ_I64(wt_model_config(m)->unet.heads[2], 0);
+    wt_model_close(m);
+    return 0;
+}
+
+/* Any hidden_act other than quick_gelu used to mean GELU; one we do not implement is refused. */
+static int test_config_hidden_act(void) {
+    wt_sd_config cfg;
+    eng_err err = {0};
+    char dir[2048];
+    wt_model *m = NULL;
+    CHECK_OK(wt_sd_config_preset(&cfg, "tiny", &err), &err);
+    if (make("cfgact", &cfg, WT_FORMAT_DIFFUSERS, ENG_DTYPE_F16, dir, sizeof dir)) return 1;
+    CHECK(reopen(dir, "text_encoder/config.json", "{\"hidden_act\": \"gelu_pytorch_tanh\"}", &m,
+                 &err) == ENG_E_UNSUPPORTED);
+    CHECK(m == NULL);
+    CHECK_CONTAINS(err.msg, "text_encoder/config.json: hidden_act \"gelu_pytorch_tanh\" is not "
+                            "supported");
+    CHECK(reopen(dir, "text_encoder/config.json", "{\"hidden_act\": 1}", &m, &err) == ENG_E_FORMAT);
+    CHECK_CONTAINS(err.msg, "\"hidden_act\" is 1; expected a string");
+    CHECK_OK(reopen(dir, "text_encoder/config.json", "{\"hidden_act\": \"gelu\"}", &m, &err), &err);
+    CHECK_EQ_I64(wt_model_config(m)->text.quick_gelu, 0);
+    CHECK_EQ_I64(wt_model_config(m)->family, WT_FAMILY_SD2);
+    wt_model_close(m);
+    CHECK_OK(reopen(dir, "text_encoder/config.json", "{\"hidden_act\": null}", &m, &err), &err);
+    CHECK_EQ_I64(wt_model_config(m)->text.quick_gelu, 1);
+    wt_model_close(m);
+    return 0;
+}
+
+/* A prediction type longer than the config field was cut to fit; other types were ignored. */
+static int test_config_prediction_type(void) {
+    wt_sd_config cfg;
+    eng_err err = {0};
+    char dir[2048];
+    wt_model *m = NULL;
+    const char *sched = "scheduler/scheduler_config.json";
+    CHECK_OK(wt_sd_config_preset(&cfg, "tiny", &err), &err);
+    if (make("cfgpred", &cfg, WT_FORMAT_DIFFUSERS, ENG_DTYPE_F16, dir, sizeof dir)) return 1;
+    CHECK(reopen(dir, sched, "{\"prediction_type\": \"v_prediction_with_a_long_suffix\"}", &m,
+                 &err) == ENG_E_FORMAT);
+    CHECK(m == NULL);
+    CHECK_CONTAINS(err.msg,
+                   "scheduler_config.json: prediction_type \"v_prediction_with_a_long_suffix");
+    CHECK_CONTAINS(err.msg, "too long");
+    CHECK(reopen(dir, sched, "{\"prediction_type\": [\"epsilon\"]}", &m, &err) == ENG_E_FORMAT);
+    CHECK_CONTAINS(err.msg, "\"prediction_type\" is a list; expected a string");
+    CHECK_OK(reopen(dir, sched, "{\"prediction_type\": \"v_prediction\"}", &m, &err), &err);
+    CHECK(strcmp(wt_model_config(m)->prediction_type, "v_prediction") == 0);
+    wt_model_close(m);
+    return 0;
+}
+
+/* The ldm metadata head counts went through atoi: "2_heads" read as 2, "4294967298" as 2 (glibc
+ * truncates the long), "" and "0" as "no override". Now only decimal positive integers pass. */
+static int test_ldm_metadata_heads(void) {
+    static const struct {
+        const char *unet, *text, *msg;
+    } bad[] = {
+        {"2", "2_heads", "metadata \"wt.text_heads\" is \"2_heads\""},
+        {"4294967298", "2", "metadata \"wt.unet_heads\" is \"4294967298\""},
+        {"", "2", "metadata \"wt.unet_heads\" is \"\""},
+        {"2", "0", "metadata \"wt.text_heads\" is \"0\""},
+        {" 2", "2", "metadata \"wt.unet_heads\" is \" 2\""},
+    };
+    eng_err err = {0};
+    char path[2048];
+    wt_model *m = NULL;
+    tmp_path(path, sizeof path, "meta.safetensors");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const eng_safetensors_kv meta[2] = {{"wt.unet_heads", bad[i].unet},
+                                            {"wt.text_heads", bad[i].text}};
+        if (rewrite(path, NULL, NULL, NULL, 0, meta, 2)) return 1;
+        CHECK(wt_model_open(&m, path, &err) == ENG_E_FORMAT);
+        CHECK(m == NULL);
+        CHECK_CONTAINS(err.msg, bad[i].msg);
+        CHECK_CONTAINS(err.msg, "expected a positive integer");
+    }
+    const eng_safetensors_kv meta[2] = {{"wt.unet_heads", "4"}, {"wt.text_heads", "1"}};
+    if (rewrite(path, NULL, NULL, NULL, 0, meta, 2)) return 1;
+    CHECK_OK(wt_model_open(&m, path, &err), &err);
+    CHECK_EQ_I64(wt_model_config(m)->unet.heads[0], 4);
+    CHECK_EQ_I64(wt_model_config(m)->unet.heads[1], 4);
+    CHECK_EQ_I64(wt_model_config(m)->text.heads, 1);
+    wt_model_close(m);
+    /* no metadata: the SD1 rules (8 UNet heads, hidden / 64 text heads, at least 1) */
+    if (rewrite(path, NULL, NULL, NULL, 0, meta, 0)) return 1;
+    CHECK_OK(wt_model_open(&m, path, &err), &err);
+    CHECK_EQ_I64(wt_model_config(m)->unet.heads[0], 8);
+    CHECK_EQ_I64(wt_model_config(m)->text.heads, 1);
+    wt_model_close(m);
+    return 0;
+}
+
 static const eng_test_case cases[] = {
     {"roundtrip_ldm_f16", test_roundtrip_ldm_f16},
     {"roundtrip_ldm_f32", test_roundtrip_ldm_f32},
@@ -560,6 +726,10 @@ static const eng_test_case cases[] = {
     {"diffusers_no_unet", test_diffusers_no_unet},
     {"corrupt_model_index", test_corrupt_model_index},
     {"unknown_file_type", test_unknown_file_type},
+    {"config_heads_malformed", test_config_heads_malformed},
+    {"config_hidden_act", test_config_hidden_act},
+    {"config_prediction_type", test_config_prediction_type},
+    {"ldm_metadata_heads", test_ldm_metadata_heads},
 };
 
 int main(int argc, char **argv) {

@@ -41,6 +41,11 @@
  * "wt.unet_heads" and "wt.text_heads" (written by wt_make_checkpoint for the tiny presets only).
  * The prediction type is not in ldm files (default "epsilon"); diffusers folders give it in
  * scheduler/scheduler_config.json.
+ * These values must be well formed or the open fails with ENG_E_FORMAT: head counts are positive
+ * integers (a UNet list has exactly one per level), hidden_act and prediction_type are strings
+ * (prediction_type at most 23 characters); null counts as absent. A hidden_act other than
+ * "quick_gelu" or "gelu" is ENG_E_UNSUPPORTED. vae/config.json is not read (the VAE's scaling
+ * factor is taken as SD's 0.18215).
  *
  * Ownership: a wt_model owns its mapped files; wt_model_tensor's strings stay valid until
  * wt_model_close. Loaded tensors belong to the caller's allocator (ENG_LIFE_WEIGHTS, owner = the
@@ -169,7 +174,8 @@ typedef struct wt_model wt_model; /* opaque */
 
 /* Opens an ldm .safetensors file or a diffusers folder, detects the architecture and checks
  * that every tensor it implies is present with the right shape. On ENG_OK the caller owns *out.
- * Errors: ENG_E_UNSUPPORTED (pickle checkpoints), ENG_E_IO (missing files, e.g. a diffusers
+ * Errors: ENG_E_UNSUPPORTED (pickle checkpoints, an unsupported text hidden_act), ENG_E_IO
+ * (missing files, e.g. a diffusers
  * folder without unet/), ENG_E_FORMAT (malformed files, unknown layouts, a missing tensor named
  * with its expected shape, a mis-shaped tensor named with both shapes), ENG_E_OOM. */
 int wt_model_open(wt_model **out, const char *path, eng_err *err);

@@ -13,6 +13,7 @@
 
 #define WT_MAX_JSON_BYTES  (1u << 20) /* config files are a few KB */
 #define WT_MAX_TEXT_LAYERS 256
+#define WT_MAX_COUNT       (1 << 24) /* a head count from a config or metadata (real: <= 64) */
 
 struct wt_model {
     wt_format format;
@@ -20,7 +21,8 @@ struct wt_model {
     eng_safetensors *files[WT_COMPONENT_COUNT]; /* ldm: the same handle three times */
     wt_plan *plan;
     int unet_heads_override, text_heads_override; /* 0: none */
-    int text_quick_gelu_known;                    /* diffusers config gave hidden_act */
+    int unet_heads_listed; /* entries of unet/config.json's per-level list (0: one count, none) */
+    int text_quick_gelu_known; /* diffusers config gave hidden_act */
 };
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
@@ -78,26 +80,95 @@ done:
     return rc;
 }
 
-/* An int field (number), or the first element of an int list; 0 when absent. */
-static int json_int(const cJSON *o, const char *key, int *list, int max) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+/* A positive integer in [1, WT_MAX_COUNT] (the cast is safe once the range is checked). */
+static int count_ok(double v) {
+    return v >= 1 && v <= WT_MAX_COUNT && v == (double)(int)v;
+}
+
+/* What a JSON value is, for messages: the number itself, or its type. */
+static const char *json_what(char *buf, size_t cap, const cJSON *v) {
     if (cJSON_IsNumber(v)) {
-        for (int i = 0; list != NULL && i < max; i++)
-            list[i] = (int)v->valuedouble;
-        return (int)v->valuedouble;
+        snprintf(buf, cap, "%.17g", v->valuedouble);
+        return buf;
     }
-    if (cJSON_IsArray(v)) {
-        int i = 0, first = 0;
-        const cJSON *x;
+    return cJSON_IsString(v)  ? "a string"
+           : cJSON_IsBool(v)  ? "a boolean"
+           : cJSON_IsArray(v) ? (cJSON_GetArraySize(v) == 0 ? "an empty list" : "a list")
+                              : "an object";
+}
+
+/* An optional count field: a positive integer or, when `list`, a list of them (one per level).
+ * Absent or null: *given = 0 and vals all 0. An int fills every slot of vals (*n_list = 0); a
+ * list fills its first WT_MAX_LEVELS slots, the rest 0 (*n_list = its length). Any other value
+ * is ENG_E_FORMAT: ignoring or truncating it would build a model the config does not describe. */
+static int json_count(const cJSON *o,
+                      const char *key,
+                      int list,
+                      int vals[WT_MAX_LEVELS],
+                      int *given,
+                      int *n_list,
+                      const char *path,
+                      eng_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key), *x;
+    char buf[32];
+    int n = 0;
+    *given = *n_list = 0;
+    memset(vals, 0, WT_MAX_LEVELS * sizeof *vals);
+    if (v == NULL || cJSON_IsNull(v)) return ENG_OK;
+    if (cJSON_IsNumber(v) && count_ok(v->valuedouble)) {
+        for (int i = 0; i < WT_MAX_LEVELS; i++)
+            vals[i] = (int)v->valuedouble;
+        *given = 1;
+        return ENG_OK;
+    }
+    if (list && cJSON_IsArray(v)) {
         cJSON_ArrayForEach(x, v) {
-            if (!cJSON_IsNumber(x)) return 0;
-            if (i == 0) first = (int)x->valuedouble;
-            if (list != NULL && i < max) list[i] = (int)x->valuedouble;
-            i++;
+            if (!cJSON_IsNumber(x) || !count_ok(x->valuedouble)) {
+                memset(vals, 0, WT_MAX_LEVELS * sizeof *vals);
+                return eng_err_set(err, ENG_E_FORMAT,
+                                   "wt_model_open: %s: \"%s\" entry %d is %s; expected a "
+                                   "positive integer",
+                                   path, key, n, json_what(buf, sizeof buf, x));
+            }
+            if (n < WT_MAX_LEVELS) vals[n] = (int)x->valuedouble;
+            n++;
         }
-        return first;
+        if (n > 0) {
+            *given = 1, *n_list = n;
+            return ENG_OK;
+        }
     }
-    return 0;
+    return eng_err_set(
+        err, ENG_E_FORMAT, "wt_model_open: %s: \"%s\" is %s; expected a positive integer%s", path,
+        key, json_what(buf, sizeof buf, v), list ? " or a list of them (one per level)" : "");
+}
+
+/* An optional string field: *out NULL when absent or null; ENG_E_FORMAT for another type. */
+static int
+json_string(const cJSON *o, const char *key, const char **out, const char *path, eng_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    char buf[32];
+    *out = NULL;
+    if (v == NULL || cJSON_IsNull(v)) return ENG_OK;
+    if (!cJSON_IsString(v))
+        return eng_err_set(err, ENG_E_FORMAT, "wt_model_open: %s: \"%s\" is %s; expected a string",
+                           path, key, json_what(buf, sizeof buf, v));
+    *out = v->valuestring;
+    return ENG_OK;
+}
+
+/* An optional count in the ldm metadata (a string of decimal digits): *out 0 when absent. */
+static int meta_count(int *out, const char *s, const char *key, const char *path, eng_err *err) {
+    const size_t n = s != NULL ? strlen(s) : 0;
+    *out = 0;
+    if (s == NULL) return ENG_OK;
+    if (n == 0 || n > 8 || strspn(s, "0123456789") != n || atoi(s) < 1 || atoi(s) > WT_MAX_COUNT)
+        return eng_err_set(err, ENG_E_FORMAT,
+                           "wt_model_open: %s: metadata \"%s\" is \"%.32s\"; expected a positive "
+                           "integer",
+                           path, key, s);
+    *out = atoi(s);
+    return ENG_OK;
 }
 
 /* ---- opening ---------------------------------------------------------------------------------- */
@@ -123,9 +194,14 @@ static int open_component(wt_model *m, const char *dir, wt_component c, eng_err 
                        path, files[text][0], files[text][1]);
 }
 
+/* Reads model_index.json (it must be a JSON object), opens the three components, and takes the
+ * optional configs' heads, text activation and prediction type. A config value of the wrong
+ * type, an activation we do not implement or a prediction type that does not fit is an error,
+ * never a silent default. vae/config.json is not read: the VAE is all in its tensors. */
 static int open_diffusers(wt_model *m, const char *dir, eng_err *err) {
-    int rc = ENG_OK;
-    cJSON *idx = NULL, *ucfg = NULL, *tcfg = NULL, *scfg = NULL;
+    int rc = ENG_OK, given = 0, n_list = 0, vals[WT_MAX_LEVELS];
+    cJSON *idx = NULL, *cfg = NULL;
+    const char *s = NULL;
     char path[4096];
     m->format = WT_FORMAT_DIFFUSERS;
     snprintf(path, sizeof path, "%s/model_index.json", dir);
@@ -133,39 +209,62 @@ static int open_diffusers(wt_model *m, const char *dir, eng_err *err) {
     for (int c = 0; c < WT_COMPONENT_COUNT; c++)
         if ((rc = open_component(m, dir, (wt_component)c, err)) != ENG_OK) goto done;
     snprintf(path, sizeof path, "%s/unet/config.json", dir);
-    if ((rc = read_json(&ucfg, path, 0, err)) != ENG_OK) goto done;
-    snprintf(path, sizeof path, "%s/text_encoder/config.json", dir);
-    if ((rc = read_json(&tcfg, path, 0, err)) != ENG_OK) goto done;
-    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", dir);
-    if ((rc = read_json(&scfg, path, 0, err)) != ENG_OK) goto done;
-    if (ucfg != NULL) {
+    if ((rc = read_json(&cfg, path, 0, err)) != ENG_OK) goto done;
+    if (cfg != NULL) {
         /* diffusers' SD configs call the head count "attention_head_dim" (a historical quirk);
          * num_attention_heads, when present, is the real thing */
-        int heads[WT_MAX_LEVELS] = {0};
-        if (json_int(ucfg, "num_attention_heads", heads, WT_MAX_LEVELS) > 0 ||
-            json_int(ucfg, "attention_head_dim", heads, WT_MAX_LEVELS) > 0) {
+        if ((rc = json_count(cfg, "num_attention_heads", 1, vals, &given, &n_list, path, err)) !=
+            ENG_OK)
+            goto done;
+        if (!given && (rc = json_count(cfg, "attention_head_dim", 1, vals, &given, &n_list, path,
+                                       err)) != ENG_OK)
+            goto done;
+        if (given) {
             m->unet_heads_override = 1;
-            memcpy(m->cfg.unet.heads, heads, sizeof heads);
+            m->unet_heads_listed = n_list;
+            memcpy(m->cfg.unet.heads, vals, sizeof vals);
         }
+        cJSON_Delete(cfg);
+        cfg = NULL;
     }
-    if (tcfg != NULL) {
-        m->text_heads_override = json_int(tcfg, "num_attention_heads", NULL, 0);
-        const cJSON *act = cJSON_GetObjectItemCaseSensitive(tcfg, "hidden_act");
-        if (cJSON_IsString(act)) {
+    snprintf(path, sizeof path, "%s/text_encoder/config.json", dir);
+    if ((rc = read_json(&cfg, path, 0, err)) != ENG_OK) goto done;
+    if (cfg != NULL) {
+        if ((rc = json_count(cfg, "num_attention_heads", 0, vals, &given, &n_list, path, err)) !=
+            ENG_OK)
+            goto done;
+        m->text_heads_override = given ? vals[0] : 0;
+        if ((rc = json_string(cfg, "hidden_act", &s, path, err)) != ENG_OK) goto done;
+        if (s != NULL && strcmp(s, "quick_gelu") != 0 && strcmp(s, "gelu") != 0) {
+            rc = eng_err_set(err, ENG_E_UNSUPPORTED,
+                             "wt_model_open: %s: hidden_act \"%.40s\" is not supported (quick_gelu "
+                             "for CLIP, gelu for OpenCLIP)",
+                             path, s);
+            goto done;
+        }
+        if (s != NULL) {
             m->text_quick_gelu_known = 1;
-            m->cfg.text.quick_gelu = strcmp(act->valuestring, "quick_gelu") == 0;
+            m->cfg.text.quick_gelu = strcmp(s, "quick_gelu") == 0;
         }
+        cJSON_Delete(cfg);
+        cfg = NULL;
     }
-    if (scfg != NULL) {
-        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(scfg, "prediction_type");
-        if (cJSON_IsString(pt))
-            snprintf(m->cfg.prediction_type, sizeof m->cfg.prediction_type, "%s", pt->valuestring);
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", dir);
+    if ((rc = read_json(&cfg, path, 0, err)) != ENG_OK) goto done;
+    if (cfg != NULL) {
+        if ((rc = json_string(cfg, "prediction_type", &s, path, err)) != ENG_OK) goto done;
+        if (s != NULL && strlen(s) >= sizeof m->cfg.prediction_type) {
+            rc = eng_err_set(err, ENG_E_FORMAT,
+                             "wt_model_open: %s: prediction_type \"%.40s...\" is too long (known: "
+                             "epsilon, v_prediction)",
+                             path, s);
+            goto done;
+        }
+        if (s != NULL) snprintf(m->cfg.prediction_type, sizeof m->cfg.prediction_type, "%s", s);
     }
 done:
     cJSON_Delete(idx);
-    cJSON_Delete(ucfg);
-    cJSON_Delete(tcfg);
-    cJSON_Delete(scfg);
+    cJSON_Delete(cfg);
     return rc;
 }
 
@@ -390,6 +489,13 @@ static int detect_sizes(wt_model *m, const char *path, eng_err *err) {
                         : WT_FAMILY_SD1;
     if (!m->text_quick_gelu_known) t->quick_gelu = c->family == WT_FAMILY_SD1;
     if (!m->unet_heads_override) wt_unet_heads_rule(u, c->family);
+    if (m->unet_heads_listed > 0 && m->unet_heads_listed != u->n_levels) {
+        rc = eng_err_set(err, ENG_E_FORMAT,
+                         "wt_model_open: %s: unet/config.json lists %d attention head counts but "
+                         "the UNet has %d levels",
+                         path, m->unet_heads_listed, u->n_levels);
+        goto done;
+    }
     for (int i = u->n_levels; i < WT_MAX_LEVELS; i++)
         u->heads[i] = 0; /* an int in config.json or the metadata fills every slot */
     t->heads = m->text_heads_override > 0 ? m->text_heads_override : wt_text_heads_rule(t->hidden);
@@ -493,12 +599,15 @@ int wt_model_open(wt_model **out, const char *path, eng_err *err) {
         m->files[WT_VAE] = m->files[WT_TEXT_ENCODER] = m->files[WT_UNET];
         const char *uh = eng_safetensors_metadata_get(m->files[WT_UNET], "wt.unet_heads");
         const char *th = eng_safetensors_metadata_get(m->files[WT_UNET], "wt.text_heads");
-        if (uh != NULL && atoi(uh) > 0) {
+        int h = 0;
+        if ((rc = meta_count(&h, uh, "wt.unet_heads", path, err)) != ENG_OK) goto done;
+        if (h > 0) {
             m->unet_heads_override = 1;
             for (int i = 0; i < WT_MAX_LEVELS; i++)
-                m->cfg.unet.heads[i] = atoi(uh);
+                m->cfg.unet.heads[i] = h;
         }
-        if (th != NULL && atoi(th) > 0) m->text_heads_override = atoi(th);
+        if ((rc = meta_count(&m->text_heads_override, th, "wt.text_heads", path, err)) != ENG_OK)
+            goto done;
     }
     if ((rc = detect_structure(m, path, err)) != ENG_OK) goto done;
     if ((rc = detect_sizes(m, path, err)) != ENG_OK) goto done;
