@@ -3,7 +3,7 @@
 
 Reference: diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline (float32, CPU)
 with each scheduler built from the checkpoint's scheduler_config.json, on the tiny random
-checkpoint the repository's own tool writes:
+checkpoints the repository's own tool writes (and tiny-sd2 for the cases named sd2_*):
     gen make-checkpoint --arch tiny --format diffusers --dtype f32 --seed 5 --vocab DATA/clip -o DIR
 then patched so that the UNet's prediction matters (the C test patches its copy the same way):
 every 1-D float32 tensor of unet/diffusion_pytorch_model.safetensors and of
@@ -70,6 +70,11 @@ CASES = [
     ("img2img_euler", "euler", "normal", "epsilon", 10, 7.5, 0.6),
     ("img2img_ddim", "ddim", "normal", "epsilon", 10, 7.5, 0.6),
     ("img2img_dpmpp_2m", "dpm++2m", "normal", "epsilon", 10, 7.5, 0.6),
+    # SD 2.x shaped (tiny-sd2: OpenCLIP text encoder padding with "!", linear projections,
+    # v-prediction from its scheduler config)
+    ("sd2_ddim_v", "ddim", "normal", "v_prediction", 8, 7.5, None),
+    ("sd2_euler_a_v", "euler_a", "normal", "v_prediction", 8, 7.5, None),
+    ("sd2_dpmpp_2m_karras_v", "dpm++2m", "karras", "v_prediction", 8, 7.5, None),
 ]
 
 
@@ -121,7 +126,7 @@ def encode(tok, te, runs):
         w += [weight] * len(t)
     ids = ids[:76] + [tok.eos_token_id]
     w = w[:76] + [1.0]
-    ids += [tok.eos_token_id] * (77 - len(ids))
+    ids += [tok.pad_token_id] * (77 - len(ids))  # SD 1.x: <|endoftext|>; SD 2.x: "!" (0)
     w += [1.0] * (77 - len(w))
     with torch.no_grad():
         z = te(torch.tensor([ids])).last_hidden_state
@@ -155,44 +160,50 @@ def main():
              "seed %d" % SEED, "size %d %d" % (W, H), "prompt %s" % PROMPT_TEXT,
              "negative %s" % NEGATIVE_TEXT]
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = os.path.join(tmp, "tiny")
-        subprocess.run([args.gen, "make-checkpoint", "--arch", "tiny", "--format", "diffusers",
-                        "--dtype", "f32", "--seed", str(SEED_CKPT), "--vocab",
-                        os.path.join(args.data, "clip"), "-o", ckpt], check=True,
-                       capture_output=True)
-        f = os.path.join(ckpt, "unet", "diffusion_pytorch_model.safetensors")
-        tensors = safetensors.torch.load_file(f)
-        for name, t in tensors.items():
-            if t.dim() == 1 and t.dtype == torch.float32:
-                tensors[name] = affine_formula(name, t.numel())
-        tensors["conv_out.weight"] = tensors["conv_out.weight"] * CONV_OUT_GAIN
-        n_attn2 = 0
-        for name in tensors:
-            if name.endswith("attn2.to_out.0.weight"):
-                tensors[name] = tensors[name] * ATTN2_GAIN
-                n_attn2 += 1
-        assert n_attn2 == 4, n_attn2  # tests/test_sd_pipe.c checks the same count
-        safetensors.torch.save_file(tensors, f)
-        # the text encoder's too: with unit / zero LayerNorms every row of its output has mean
-        # ~0, and A1111's mean-restoring ratio would divide rounding noise by rounding noise
-        f = os.path.join(ckpt, "text_encoder", "model.safetensors")
-        tensors = safetensors.torch.load_file(f)
-        n_text = 0
-        for name, t in tensors.items():
-            if t.dim() == 1 and t.dtype == torch.float32:
-                tensors[name] = affine_formula(name, t.numel())
-                n_text += 1
-        assert n_text == 22, n_text  # tests/test_sd_pipe.c checks the same count
-        safetensors.torch.save_file(tensors, f)
+        def build(arch):
+            ckpt = os.path.join(tmp, arch)
+            subprocess.run([args.gen, "make-checkpoint", "--arch", arch, "--format", "diffusers",
+                            "--dtype", "f32", "--seed", str(SEED_CKPT), "--vocab",
+                            os.path.join(args.data, "clip"), "-o", ckpt], check=True,
+                           capture_output=True)
+            f = os.path.join(ckpt, "unet", "diffusion_pytorch_model.safetensors")
+            tensors = safetensors.torch.load_file(f)
+            for name, t in tensors.items():
+                if t.dim() == 1 and t.dtype == torch.float32:
+                    tensors[name] = affine_formula(name, t.numel())
+            tensors["conv_out.weight"] = tensors["conv_out.weight"] * CONV_OUT_GAIN
+            n_attn2 = 0
+            for name in tensors:
+                if name.endswith("attn2.to_out.0.weight"):
+                    tensors[name] = tensors[name] * ATTN2_GAIN
+                    n_attn2 += 1
+            assert n_attn2 == 4, n_attn2  # tests/test_sd_pipe.c checks the same count
+            safetensors.torch.save_file(tensors, f)
+            # the text encoder's too: with unit / zero LayerNorms every row of its output has
+            # mean ~0, and A1111's mean-restoring ratio would divide rounding noise by rounding
+            # noise
+            f = os.path.join(ckpt, "text_encoder", "model.safetensors")
+            tensors = safetensors.torch.load_file(f)
+            n_text = 0
+            for name, t in tensors.items():
+                if t.dim() == 1 and t.dtype == torch.float32:
+                    tensors[name] = affine_formula(name, t.numel())
+                    n_text += 1
+            assert n_text == 22, n_text  # tests/test_sd_pipe.c checks the same count
+            safetensors.torch.save_file(tensors, f)
+            m = dict(unet=UNet2DConditionModel.from_pretrained(os.path.join(ckpt, "unet")).eval(),
+                     vae=AutoencoderKL.from_pretrained(os.path.join(ckpt, "vae")).eval(),
+                     te=transformers.CLIPTextModel.from_pretrained(
+                         os.path.join(ckpt, "text_encoder")).eval(),
+                     tok=transformers.CLIPTokenizer.from_pretrained(os.path.join(ckpt, "tokenizer")),
+                     sched=diffusers.DDIMScheduler.load_config(os.path.join(ckpt, "scheduler")))
+            m["cond"] = encode(m["tok"], m["te"], PROMPT)
+            m["uncond"] = encode(m["tok"], m["te"], NEGATIVE)
+            return m
 
-        unet = UNet2DConditionModel.from_pretrained(os.path.join(ckpt, "unet")).eval()
-        vae = AutoencoderKL.from_pretrained(os.path.join(ckpt, "vae")).eval()
-        te = transformers.CLIPTextModel.from_pretrained(os.path.join(ckpt, "text_encoder")).eval()
-        tok = transformers.CLIPTokenizer.from_pretrained(os.path.join(ckpt, "tokenizer"))
-        sched_cfg = diffusers.DDIMScheduler.load_config(os.path.join(ckpt, "scheduler"))
-
-        cond = encode(tok, te, PROMPT)
-        uncond = encode(tok, te, NEGATIVE)
+        models = {"tiny": build("tiny"), "tiny-sd2": build("tiny-sd2")}
+        assert models["tiny-sd2"]["tok"].pad_token_id == 0
+        cond = models["tiny"]["cond"]
         lines.append("cond %d %d" % (COND_ROWS, cond.shape[-1]))
         vals = cond[0, :COND_ROWS].reshape(-1).tolist()
         for i in range(0, len(vals), 8):
@@ -223,9 +234,12 @@ def main():
         m_i2i.randn_tensor = init_noise
 
         for name, sampler, schedule, pred, steps, cfg, strength in CASES:
-            sch = scheduler_for(sampler, schedule, pred, sched_cfg)
+            m = models["tiny-sd2" if name.startswith("sd2_") else "tiny"]
+            cond, uncond = m["cond"], m["uncond"]
+            sch = scheduler_for(sampler, schedule, pred, m["sched"])
             draws["k"] = 0
-            common = dict(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sch,
+            common = dict(vae=m["vae"], text_encoder=m["te"], tokenizer=m["tok"], unet=m["unet"],
+                          scheduler=sch,
                           safety_checker=None, feature_extractor=None,
                           requires_safety_checker=False)
             with torch.no_grad():

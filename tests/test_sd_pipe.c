@@ -4,7 +4,9 @@
  * the CLIP tokenizer files, patched as tests/gen_sd_pipe_goldens.py patches it (UNet 1-D tensors
  * and text encoder 1-D tensors affine, conv_out.weight x 25, attn2.to_out.0.weight x 20). The golden
  * (tests/golden/sd_pipe_tiny.txt) holds diffusers' images (8-bit) for 15 sampler / schedule /
- * prediction / CFG / img2img settings, with the noise of the engine's Philox streams.
+ * prediction / CFG / img2img settings, with the noise of the engine's Philox streams, and 3 of
+ * the SD 2.x shaped tiny-sd2 (cases sd2_*: OpenCLIP padding with "!", linear projections,
+ * v-prediction from its scheduler config).
  *
  * cond: sd_pipe_encode_prompt of the A1111-weighted prompt vs transformers + A1111's weighting
  *   (first 10 rows): max abs error <= 1e-4.
@@ -130,14 +132,15 @@ static float value_pipe(const char *name, int64_t i, float old, void *user) {
     return sd_test_affine(name, i, old, user);
 }
 
-/* Writes the patched tiny checkpoint in `fmt` into the tmpdir; path[cap] gets its path. */
-static int make_tiny(char *path, size_t cap, wt_format fmt) {
+/* Writes the patched tiny checkpoint of `preset` ("tiny", "tiny-sd2") in `fmt` into the tmpdir;
+ * path[cap] gets its path. */
+static int make_preset(char *path, size_t cap, wt_format fmt, const char *preset) {
     eng_err err = {0};
     wt_make_params p = {0};
     char tokdir[1024];
     int64_t counts[WT_COMPONENT_COUNT];
-    CHECK_OK(wt_sd_config_preset(&p.config, "tiny", &err), &err);
-    snprintf(path, cap, "%s/sd_pipe_tiny%s", eng_test_tmpdir(),
+    CHECK_OK(wt_sd_config_preset(&p.config, preset, &err), &err);
+    snprintf(path, cap, "%s/sd_pipe_%s%s", eng_test_tmpdir(), preset,
              fmt == WT_FORMAT_LDM ? ".safetensors" : "");
     snprintf(tokdir, sizeof tokdir, "%s/clip", eng_test_data_dir());
     p.format = fmt;
@@ -152,11 +155,16 @@ static int make_tiny(char *path, size_t cap, wt_format fmt) {
     return 0;
 }
 
-static int open_pipe(sd_pipe **pipe, eng_ctx *ctx, wt_format fmt, int prediction) {
+static int make_tiny(char *path, size_t cap, wt_format fmt) {
+    return make_preset(path, cap, fmt, "tiny");
+}
+
+static int
+open_preset(sd_pipe **pipe, eng_ctx *ctx, wt_format fmt, int prediction, const char *preset) {
     static char path[700], vocab[1024];
     eng_err err = {0};
     sd_pipe_params pp;
-    if (make_tiny(path, sizeof path, fmt) != 0) return 1;
+    if (make_preset(path, sizeof path, fmt, preset) != 0) return 1;
     sd_pipe_params_init(&pp);
     pp.model = path;
     pp.prediction = prediction;
@@ -166,6 +174,10 @@ static int open_pipe(sd_pipe **pipe, eng_ctx *ctx, wt_format fmt, int prediction
     }
     CHECK_OK(sd_pipe_load(pipe, ctx, &pp, &err), &err);
     return 0;
+}
+
+static int open_pipe(sd_pipe **pipe, eng_ctx *ctx, wt_format fmt, int prediction) {
+    return open_preset(pipe, ctx, fmt, prediction, "tiny");
 }
 
 /* The init image of the golden script: 0.5 + 0.4 sin(0.3 x + 0.2 y + 2.1 c). */
@@ -206,7 +218,8 @@ static int run_case(const char *name, wt_format fmt) {
         goto done;
     }
     const int pred = strcmp(c->prediction, "v_prediction") == 0 ? SD_PRED_V : SD_PRED_EPSILON;
-    if (open_pipe(&pipe, ctx, fmt, pred) != 0) goto done;
+    const char *preset = strncmp(name, "sd2_", 4) == 0 ? "tiny-sd2" : "tiny";
+    if (open_preset(&pipe, ctx, fmt, pred, preset) != 0) goto done;
     sd_gen_params gp;
     sd_gen_params_init(&gp);
     gp.prompt = g.prompt;
@@ -263,6 +276,9 @@ CASE(nocfg_euler)
 CASE(img2img_euler)
 CASE(img2img_ddim)
 CASE(img2img_dpmpp_2m)
+CASE(sd2_ddim_v)
+CASE(sd2_euler_a_v)
+CASE(sd2_dpmpp_2m_karras_v)
 #undef CASE
 
 static int test_ldm_format(void) {
@@ -589,6 +605,9 @@ static const eng_test_case cases[] = {
     {"img2img_euler", test_img2img_euler},
     {"img2img_ddim", test_img2img_ddim},
     {"img2img_dpmpp_2m", test_img2img_dpmpp_2m},
+    {"sd2_ddim_v", test_sd2_ddim_v},
+    {"sd2_euler_a_v", test_sd2_euler_a_v},
+    {"sd2_dpmpp_2m_karras_v", test_sd2_dpmpp_2m_karras_v},
     {"ldm_format", test_ldm_format},
     {"batch", test_batch},
     {"errors", test_errors},
