@@ -362,7 +362,8 @@ static int link_model(model *m, const line_src *cs, const line_src *is, eng_err 
     if (m->n_imgs == 0)
         return eng_err_set(err, ENG_E_FORMAT, "%s: %s: no images (an empty model?)", is->fn,
                            is->name);
-    qsort(m->cams, (size_t)m->n_cams, sizeof(camera), cmp_cam_id);
+    if (m->n_cams > 1) /* qsort's array must not be NULL, even for 0 elements */
+        qsort(m->cams, (size_t)m->n_cams, sizeof(camera), cmp_cam_id);
     for (int64_t i = 1; i < m->n_cams; i++)
         if (m->cams[i].id == m->cams[i - 1].id)
             return eng_err_set(
@@ -380,8 +381,9 @@ static int link_model(model *m, const line_src *cs, const line_src *is, eng_err 
         image *im = &m->imgs[i];
         camera key;
         key.id = im->cam_id;
-        im->cam =
-            (const camera *)bsearch(&key, m->cams, (size_t)m->n_cams, sizeof(camera), cmp_cam_id);
+        im->cam = m->n_cams > 0 ? (const camera *)bsearch(&key, m->cams, (size_t)m->n_cams,
+                                                          sizeof(camera), cmp_cam_id)
+                                : NULL;
         if (im->cam == NULL)
             return eng_err_set(err, ENG_E_FORMAT,
                                "%s: %s:%lld: image %lld uses camera %lld, which %s does not have",
