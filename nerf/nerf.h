@@ -8,17 +8,23 @@
  *   nerf_render.h    ray marching and compositing, forward and backward
  *   nerf_metrics.h   PSNR and SSIM
  *   nerf_mesh.h      marching cubes and PLY
- * Built in stages (see the README's roadmap): the trainer and the `nerf` commands come next. */
+ *   nerf_hashgrid.h, nerf_sh.h, nerf_mlp.h, nerf_field.h, nerf_adam.h   the model (CPU twins)
+ *   nerf_train.h     training, rendering, snapshots
+ *   nerf_cuda.h      the CUDA kernels' launchers (not yet used by the trainer)
+ *   nerf_cmd.h       the `nerf` commands */
 #ifndef NERF_H
 #define NERF_H
 
 #include "eng.h"
+#include "nerf_adam.h"
 #include "nerf_colmap.h"
 #include "nerf_data.h"
+#include "nerf_field.h"
 #include "nerf_mesh.h"
 #include "nerf_metrics.h"
 #include "nerf_occgrid.h"
 #include "nerf_render.h"
 #include "nerf_scene.h"
+#include "nerf_train.h"
 
 #endif /* NERF_H */
