@@ -124,4 +124,46 @@ done:
     return rc;
 }
 
+/* Reads a golden text file of the form "# comments", "<scalar_key> <float>", then
+ * "<block_key> a b c d" followed by a*b*c*d floats: *scalar (may be NULL), shape[4] and *vals
+ * (the caller frees it). Returns 0, or 1 with a message on stderr. */
+static inline int sd_test_read_golden(const char *path,
+                                      const char *scalar_key,
+                                      float *scalar,
+                                      const char *block_key,
+                                      int64_t shape[4],
+                                      float **vals) {
+    FILE *f = fopen(path, "r");
+    char line[512];
+    int64_t n = 0, got = 0;
+    float *v = NULL;
+    const size_t sk = strlen(scalar_key), bk = strlen(block_key);
+    CHECK(f != NULL);
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (line[0] == '#') continue;
+        if (strncmp(line, scalar_key, sk) == 0 && line[sk] == ' ' && scalar != NULL)
+            *scalar = strtof(line + sk + 1, NULL);
+        if (strncmp(line, block_key, bk) == 0 && line[bk] == ' ') {
+            long long a, b, c, d;
+            if (sscanf(line + bk + 1, "%lld %lld %lld %lld", &a, &b, &c, &d) != 4) break;
+            shape[0] = a, shape[1] = b, shape[2] = c, shape[3] = d;
+            n = a * b * c * d;
+            v = (float *)malloc((size_t)n * sizeof *v);
+            if (v == NULL) break;
+            while (got < n && fscanf(f, "%f", &v[got]) == 1)
+                got++;
+            break;
+        }
+    }
+    fclose(f);
+    if (v == NULL || got != n || n == 0) {
+        free(v);
+        fprintf(stderr, "%s: malformed (%lld of %lld values)\n", path, (long long)got,
+                (long long)n);
+        return 1;
+    }
+    *vals = v;
+    return 0;
+}
+
 #endif /* SD_TEST_PATCH_H */

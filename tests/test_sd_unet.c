@@ -69,35 +69,7 @@ static void fill_inputs(float *x, float *cx) {
 
 /* Reads the golden: timestep, output shape and values (caller frees *vals). */
 static int read_golden(float *t, int64_t shape[4], float **vals) {
-    FILE *f = fopen(GOLDEN_FILE, "r");
-    char line[512];
-    int64_t n = 0, got = 0;
-    float *v = NULL;
-    CHECK(f != NULL);
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (line[0] == '#') continue;
-        if (strncmp(line, "timestep ", 9) == 0) *t = strtof(line + 9, NULL);
-        if (strncmp(line, "out ", 4) == 0) {
-            long long a, b, c, d;
-            if (sscanf(line + 4, "%lld %lld %lld %lld", &a, &b, &c, &d) != 4) break;
-            shape[0] = a, shape[1] = b, shape[2] = c, shape[3] = d;
-            n = a * b * c * d;
-            v = malloc((size_t)n * sizeof *v);
-            if (v == NULL) break;
-            while (got < n && fscanf(f, "%f", &v[got]) == 1)
-                got++;
-            break;
-        }
-    }
-    fclose(f);
-    if (v == NULL || got != n || n == 0) {
-        free(v);
-        fprintf(stderr, "%s: malformed (%lld of %lld values)\n", GOLDEN_FILE, (long long)got,
-                (long long)n);
-        return 1;
-    }
-    *vals = v;
-    return 0;
+    return sd_test_read_golden(GOLDEN_FILE, "timestep", t, "out", shape, vals);
 }
 
 static int test_tiny_parity(void) {

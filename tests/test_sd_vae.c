@@ -81,35 +81,7 @@ static void fill_latent(float *x) {
 
 /* Reads the golden: scale, image shape and values (caller frees *vals). */
 static int read_golden(float *scale, int64_t shape[4], float **vals) {
-    FILE *f = fopen(GOLDEN_FILE, "r");
-    char line[512];
-    int64_t n = 0, got = 0;
-    float *v = NULL;
-    CHECK(f != NULL);
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (line[0] == '#') continue;
-        if (strncmp(line, "scale ", 6) == 0) *scale = strtof(line + 6, NULL);
-        if (strncmp(line, "image ", 6) == 0) {
-            long long a, b, c, d;
-            if (sscanf(line + 6, "%lld %lld %lld %lld", &a, &b, &c, &d) != 4) break;
-            shape[0] = a, shape[1] = b, shape[2] = c, shape[3] = d;
-            n = a * b * c * d;
-            v = malloc((size_t)n * sizeof *v);
-            if (v == NULL) break;
-            while (got < n && fscanf(f, "%f", &v[got]) == 1)
-                got++;
-            break;
-        }
-    }
-    fclose(f);
-    if (v == NULL || got != n || n == 0) {
-        free(v);
-        fprintf(stderr, "%s: malformed (%lld of %lld values)\n", GOLDEN_FILE, (long long)got,
-                (long long)n);
-        return 1;
-    }
-    *vals = v;
-    return 0;
+    return sd_test_read_golden(GOLDEN_FILE, "scale", scale, "image", shape, vals);
 }
 
 /* Decodes n latents (n, 8, 8, 4) NHWC at `lat` into `img` (n, 16, 16, 3), scale 0.18215. */
