@@ -1,0 +1,26 @@
+# viewer/: the PLY reader, the mode hook (vw_run in-process), and the `viewer` command headless
+# and in a window under Xvfb (SKIP without Xvfb), always with Vulkan validation on (a message
+# fails the test), plus its error paths. Registered only when the viewer is built (ENG_VIEWER).
+# Mesa's llvmpipe and the Vulkan loader keep some allocations until exit: LeakSanitizer is told
+# to ignore leaks whose stacks are inside those libraries (tests/viewer_lsan.supp), nothing more.
+if(ENG_VIEWER)
+  eng_test_exe(test_viewer test_viewer.c)
+  target_link_libraries(test_viewer PRIVATE viewer_lib nerf_lib)
+  target_compile_definitions(test_viewer PRIVATE VW_TEST_VIEWER="$<TARGET_FILE:viewer>")
+  add_dependencies(test_viewer viewer)
+  set(VW_TEST_CASES ply_ascii ply_nerf ply_errors hook_texture headless_image headless_mesh
+      headless_depth headless_overlay window_image window_mesh err_missing err_corrupt err_nerf
+      err_flags err_no_display err_no_device)
+  eng_test_cases(test_viewer viewer viewer ${VW_TEST_CASES})
+  foreach(c ${VW_TEST_CASES})
+    set_tests_properties(viewer.${c} PROPERTIES TIMEOUT 120 ENVIRONMENT
+      "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/viewer_lsan.supp:print_suppressions=0")
+  endforeach()
+  # Every viewer header compiles alone as C11 and C++ (the engine's check, on viewer/).
+  file(GLOB VW_PUBLIC_HEADERS ${CMAKE_SOURCE_DIR}/viewer/*.h)
+  add_test(NAME viewer.headers.standalone
+    COMMAND ${CMAKE_COMMAND} "-DHEADERS=${VW_PUBLIC_HEADERS}" -DCC=${CMAKE_C_COMPILER}
+            "-DINCLUDES=${CMAKE_SOURCE_DIR}/engine;${CMAKE_BINARY_DIR}/engine;${CMAKE_SOURCE_DIR}/viewer"
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/scripts/headers_standalone.cmake)
+  set_tests_properties(viewer.headers.standalone PROPERTIES LABELS "viewer" TIMEOUT 120)
+endif()
