@@ -64,6 +64,7 @@ static int setup(fixture *f) {
 static void teardown(fixture *f) {
     nerf_trainer_destroy(f->t);
     nerf_dataset_destroy(f->ds);
+    eng_ctx_destroy(f->ctx);
 }
 
 static uint8_t u8(float v) {
