@@ -3,6 +3,8 @@
  * is in cache (the pool splits the chunks); backward runs the chunk's MLPs back to back, sums the
  * chunks' MLP weight gradients in order, then the table gradient level by level.
  *
+ * With contraction the grid's unit positions are nerf_contract_unit's (nerf_contract_math.h).
+ *
  * Scratch layout for n points (floats; C = 16 + geo_features colour inputs, G = L F):
  *   header (16 floats: magic, colour flag, n), then
  *   upos (n, 3), enc (n, G), d_enc (n, G)                    whole-batch arrays (grid bwd)
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nerf_contract_math.h"
 #include "nerf_sh.h"
 
 #define FIELD_MAGIC_FWD  0x4e464c44u /* "NFLD": a forward pass left its state here */
@@ -49,6 +52,8 @@ void nerf_field_params_init(nerf_field_params *p) {
     p->geo_features = 16;
     p->color_hidden_layers = 2;
     p->seed = 1337;
+    p->contract = 0;
+    p->inner_radius = 0.5f;
 }
 
 /* Floats of one chunk block for chunks of `ch` rows. */
@@ -84,6 +89,14 @@ int nerf_field_create(
         rc = eng_err_set(err, ENG_E_INVALID_ARG,
                          "nerf_field_create: geo_features = %lld, expected 1..%d",
                          (long long)p->geo_features, NERF_MLP_MAX_DIM);
+        goto done;
+    }
+    if ((p->contract != 0 && p->contract != 1) ||
+        (p->contract && !(p->inner_radius > 0 && isfinite(p->inner_radius)))) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG,
+                         "nerf_field_create: contract = %d (expected 0 or 1), inner_radius = %g "
+                         "(expected > 0)",
+                         p->contract, (double)p->inner_radius);
         goto done;
     }
     f = calloc(1, sizeof *f);
@@ -279,8 +292,13 @@ static void fwd_range(void *user, int64_t c0, int64_t c1) {
         const chunk_view v = chunk_at(f, &j->sc, c, j->n);
         float *upos = j->sc.upos + r0 * 3, *enc = j->sc.enc + r0 * G;
         const float *pos = j->pos + r0 * 3;
-        for (int64_t i = 0; i < rows * 3; i++)
-            upos[i] = (pos[i] - f->box_lo) * f->box_inv;
+        if (f->p.contract) {
+            for (int64_t i = 0; i < rows; i++)
+                nerf_contract_unit(pos + 3 * i, f->p.inner_radius, upos + 3 * i);
+        } else {
+            for (int64_t i = 0; i < rows * 3; i++)
+                upos[i] = (pos[i] - f->box_lo) * f->box_inv;
+        }
         STAGE(nerf_hashgrid_fwd(&f->grid, NULL, enc, upos, rows, w + f->layout.grid, NULL));
         /* geo goes straight into the colour input's last columns */
         float *geo = v.col_in + NERF_SH_COEFFS;

@@ -22,7 +22,13 @@
  *   rgb   = colour MLP([SH4(dir), geo])  32 -> 64 -> 64 -> 3, ReLU, sigmoid output
  * pos is in model space (nerf_common: the scene box is the cube [0.5 - a / 2, 0.5 + a / 2]^3 with
  * a = grid.aabb_scale); unit(pos) = (pos - (0.5 - a / 2)) / a maps it to the grid's [0, 1]^3
- * (outside the box the encoding is clamped). dir: unit view directions (world and model space
+ * (outside the box the encoding is clamped). With contract = 1 (unbounded scenes) unit(pos) is
+ * instead the scene contraction nerf_contract_unit(pos, inner_radius) (nerf_contract_math.h):
+ * the inner cube [0.5 - r, 0.5 + r]^3 keeps its shape on the middle half of the grid and all
+ * of space beyond it is squeezed into the rest; the grid's finest resolution is still
+ * desired_resolution * grid.aabb_scale over the whole contracted cube, so the trainer sets
+ * grid.aabb_scale to 4 r there (the contracted cube spans 4 r in the foreground's units), which
+ * gives the foreground desired_resolution per model unit, as an uncontracted scene gets. dir: unit view directions (world and model space
  * agree on directions). sigma: (n) density per unit of model-space length; rgb: (n, 3) in (0, 1).
  *
  * Parameters: one flat f32 tensor (ENG_LIFE_STATE, owner "nerf.params"; gradients alike, owner
@@ -57,6 +63,8 @@ extern "C" {
 
 typedef struct nerf_field nerf_field; /* opaque */
 
+#define NERF_CONTRACT_AUTO (-1) /* nerf_train's contract: its choice (off for now) */
+
 typedef struct nerf_field_params {
     nerf_hashgrid_params grid; /* nerf_hashgrid_params_init; grid.aabb_scale also sets the box */
     int64_t width;             /* hidden width of both MLPs: 64 */
@@ -64,6 +72,9 @@ typedef struct nerf_field_params {
     int64_t geo_features;      /* density MLP outputs, column 0 the log density: 16 */
     int color_hidden_layers;   /* 2 */
     uint64_t seed;             /* parameter init (Philox): 1337 */
+    int contract;              /* 1: contract space around the centre (above); 0: the box. The
+                                  trainer also reads NERF_CONTRACT_AUTO (nerf_train.h) */
+    float inner_radius;        /* contraction: half the side of the uncontracted cube: 0.5 */
 } nerf_field_params;
 
 /* Offsets (floats) of the parts of the flat parameter and gradient tensors. */
@@ -78,7 +89,8 @@ typedef struct nerf_field_layout {
 void nerf_field_params_init(nerf_field_params *p);
 /* Makes the networks and their initialised parameters (zeroed gradients) from `alloc` (a CPU
  * allocator; retained until destroy). s: where the init runs (may be NULL).
- * Errors: ENG_E_INVALID_ARG (a bad configuration, named), ENG_E_UNSUPPORTED, ENG_E_OOM. */
+ * Errors: ENG_E_INVALID_ARG (a bad configuration, named: contract other than 0 or 1,
+ * inner_radius not positive), ENG_E_UNSUPPORTED, ENG_E_OOM. */
 int nerf_field_create(
     nerf_field **out, eng_alloc *alloc, eng_stream *s, const nerf_field_params *p, eng_err *err);
 void nerf_field_destroy(nerf_field *f); /* NULL is a no-op */

@@ -16,6 +16,7 @@ struct nerf_occgrid {
     eng_tensor values; /* (cascades * res^3) f32 */
     eng_tensor bits;   /* (cascades * res^3) bytes as I8 */
     int64_t cells;     /* res^3 */
+    float *factor;     /* contracted: (res^3) max(1, m) at the cell's centre; else NULL */
 };
 
 void nerf_occgrid_params_init(nerf_occgrid_params *p) {
@@ -27,6 +28,11 @@ void nerf_occgrid_params_init(nerf_occgrid_params *p) {
     p->dt_min = 1.7320508f / 1024.0f;
     p->warmup_steps = 256;
     p->seed = 1;
+    p->contract = 0;
+    p->inner_radius = 0.5f;
+    p->cone_angle = 1.0f / 256.0f;
+    p->dt_max = 64.0f;
+    p->contract_step = 1.0f / 256.0f;
 }
 
 int nerf_occgrid_create(nerf_occgrid **out,
@@ -47,6 +53,17 @@ int nerf_occgrid_create(nerf_occgrid **out,
                            (double)p->decay, (double)p->threshold, (double)p->dt_min,
                            p->warmup_steps);
     }
+    if (p->contract != 0 &&
+        (p->contract != 1 || p->cascades != 1 || !(p->inner_radius > 0) ||
+         !isfinite(p->inner_radius) || !(p->cone_angle >= 0) || !(p->dt_max >= p->dt_min) ||
+         !isfinite(p->dt_max) || !(p->contract_step > 0) || !isfinite(p->contract_step))) {
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "nerf_occgrid_create: contract %d needs cascades 1 (got %d), "
+                           "inner_radius %g > 0, cone_angle %g >= 0, dt_max %g >= dt_min, "
+                           "contract_step %g > 0",
+                           p->contract, p->cascades, (double)p->inner_radius, (double)p->cone_angle,
+                           (double)p->dt_max, (double)p->contract_step);
+    }
     if ((g = (nerf_occgrid *)calloc(1, sizeof *g)) == NULL)
         return eng_err_set(err, ENG_E_OOM, "nerf_occgrid_create: out of memory");
     g->p = *p;
@@ -58,6 +75,23 @@ int nerf_occgrid_create(nerf_occgrid **out,
         (rc = eng_tensor_alloc(&g->bits, alloc, ENG_LIFE_STATE, "nerf_occgrid", ENG_DTYPE_I8, 1, n,
                                err)) != ENG_OK)
         goto done;
+    if (p->contract) {
+        if ((g->factor = (float *)malloc((size_t)g->cells * sizeof *g->factor)) == NULL) {
+            rc = eng_err_set(err, ENG_E_OOM, "nerf_occgrid_create: out of memory (%lld cells)",
+                             (long long)g->cells);
+            goto done;
+        }
+        const int64_t r = p->res;
+        for (int64_t i = 0; i < g->cells; i++) {
+            const float u[3] = {((float)(i % r) + 0.5f) / (float)r,
+                                ((float)((i / r) % r) + 0.5f) / (float)r,
+                                ((float)(i / (r * r)) + 0.5f) / (float)r};
+            float q[3];
+            nerf_uncontract_unit(u, p->inner_radius, q);
+            const float m = nerf_contract_norm(q, p->inner_radius);
+            g->factor[i] = m > 1.0f ? m : 1.0f;
+        }
+    }
     /* nothing is known yet: every cell occupied, values 0 */
     memset(g->values.data, 0, (size_t)n[0] * sizeof(float));
     memset(g->bits.data, 1, (size_t)n[0]);
@@ -72,6 +106,7 @@ void nerf_occgrid_destroy(nerf_occgrid *g) {
     if (g == NULL) return;
     eng_tensor_free(g->alloc, &g->bits);
     eng_tensor_free(g->alloc, &g->values);
+    free(g->factor);
     free(g);
 }
 
@@ -85,6 +120,8 @@ int nerf_occgrid_occupied(const nerf_occgrid *g, int k, int64_t cell) {
 }
 
 int nerf_occgrid_occupied_at(const nerf_occgrid *g, const float p[3]) {
+    if (g->p.contract)
+        return nerf_occgrid_occupied(g, 0, nerf_contract_cell(p, g->p.inner_radius, g->p.res));
     const int k = nerf_cascade_of(p, g->p.cascades);
     if (k >= g->p.cascades) return 0;
     return nerf_occgrid_occupied(g, k, nerf_cell_of(p, k, g->p.res));
@@ -102,6 +139,18 @@ double nerf_occgrid_occupancy(const nerf_occgrid *g, int k) {
 double nerf_occgrid_mean(const nerf_occgrid *g) {
     const float *v = (const float *)g->values.data;
     double s = 0;
+    if (g->p.contract) { /* the inner cube: cells whose centre is in [1/4, 3/4]^3 */
+        const int64_t r = g->p.res;
+        int64_t lo = 0, hi = 0, n = 0;
+        while ((2.0 * (double)lo + 1.0) / (2.0 * (double)r) < 0.25)
+            lo++;
+        hi = r - lo; /* symmetric */
+        for (int64_t z = lo; z < hi; z++)
+            for (int64_t y = lo; y < hi; y++)
+                for (int64_t x = lo; x < hi; x++, n++)
+                    s += v[(z * r + y) * r + x];
+        return n > 0 ? s / (double)n : 0.0;
+    }
     for (int64_t i = 0; i < g->cells; i++)
         s += v[i];
     return s / (double)g->cells;
@@ -118,14 +167,26 @@ void nerf_occgrid_refresh(nerf_occgrid *g) {
     const float thr = (float)fmin((double)g->p.threshold, nerf_occgrid_mean(g));
     const float *v = (const float *)g->values.data;
     uint8_t *b = (uint8_t *)g->bits.data;
+    if (g->factor != NULL) { /* contracted: the thickness of the step taken in the cell */
+        for (int64_t i = 0; i < g->cells; i++)
+            b[i] = v[i] * g->factor[i] >= thr; /* factor >= 1: uniform still means occupied */
+        return;
+    }
     for (int64_t i = 0; i < g->cells * g->p.cascades; i++)
         b[i] = v[i] >= thr; /* >=: a field that is still uniform leaves every cell occupied */
 }
 
-/* The model-space centre of a random point in cell `cell` of cascade k (u: 3 uniforms). */
+/* The model-space position of a random point in cell `cell` of cascade k (u: 3 uniforms). */
 static void cell_point(float p[3], const nerf_occgrid *g, int k, int64_t cell, const float u[3]) {
     const int64_t r = g->p.res;
     const int64_t c[3] = {cell % r, (cell / r) % r, cell / (r * r)};
+    if (g->p.contract) {
+        float cu[3];
+        for (int a = 0; a < 3; a++)
+            cu[a] = ((float)c[a] + u[a]) / (float)r;
+        nerf_uncontract_unit(cu, g->p.inner_radius, p);
+        return;
+    }
     const float side = (float)(1 << k), lo = 0.5f - 0.5f * side;
     for (int a = 0; a < 3; a++)
         p[a] = lo + ((float)c[a] + u[a]) / (float)r * side;

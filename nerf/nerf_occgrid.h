@@ -18,7 +18,21 @@
  *   - value = max(value * decay, new) for picked cells, value * decay for the others; cells not
  *     picked keep decaying as in instant-ngp (decay 0.95);
  *   - occupied = value >= min(threshold, mean of cascade 0's values) (threshold 0.01), so a
- *     field that is still uniform (an untrained network) leaves every cell occupied.
+ *     field that is still uniform (an untrained network) leaves every cell occupied (contracted
+ *     grids: below).
+ * Contracted grid (contract = 1, for unbounded scenes; nerf_contract_math.h): one cascade whose
+ * res^3 cells cover the contracted unit cube (the inner cube [c - r, c + r]^3 is the middle
+ * (res / 2)^3 cells, the rest of space the shell around them). A cell's sample point is a
+ * uniform point of its contracted cell mapped back (nerf_uncontract_unit); its value is still
+ * sigma * dt_min, but a cell is occupied when value * max(1, m) reaches min(threshold, mean),
+ * with m = nerf_contract_norm of the cell's centre (its distance from the centre in inner
+ * radii), and the mean is that of the inner cube's cells. This is instant-ngp's rule for
+ * cascades (cascade k's values are sigma * dt_min * 2^k: the steps there are about 2^k times
+ * longer), made continuous: far cells, crossed in long steps, stay occupied at the low densities
+ * that make those steps opaque (a sky at m = 16 with sigma >= 0.4), while fog near the cameras
+ * is still culled, and a uniform field still leaves every cell occupied. (The exact step there,
+ * nerf_step_contract, grows as m^2: using it culled too little near the cameras and left floaters
+ * on fox.)
  * Memory: res^3 * cascades floats and bytes (128^3: 10 MiB per cascade), from the given
  * allocator (ENG_LIFE_STATE). Threads: update from one thread at a time; the queries are
  * read-only. */
@@ -46,6 +60,12 @@ typedef struct nerf_occgrid_params {
     float dt_min;     /* the marching's smallest step: sqrt(3) / 1024 */
     int warmup_steps; /* updates of every cell until this step: 256 */
     uint64_t seed;    /* Philox seed of the cell picks and sample points */
+    /* the contraction (above): */
+    int contract;        /* 0: cascades of the box; 1: one grid over the contracted cube */
+    float inner_radius;  /* 0.5 */
+    float cone_angle;    /* 1/256, as the contracted march's (nerf_march_params) */
+    float dt_max;        /* 64 (the march's: its far half side) */
+    float contract_step; /* 1/256 */
 } nerf_occgrid_params;
 void nerf_occgrid_params_init(nerf_occgrid_params *p);
 
@@ -53,7 +73,8 @@ void nerf_occgrid_params_init(nerf_occgrid_params *p);
 typedef int (*nerf_density_fn)(void *user, float *sigma, const float *pos, int64_t n, eng_err *err);
 
 /* Errors: ENG_E_INVALID_ARG (cascades 1..8, res 1..512 and even, decay in (0, 1], threshold and
- * dt_min > 0), ENG_E_OOM. Every cell starts occupied with value 0 (nothing is known yet). */
+ * dt_min > 0; contracted: cascades 1, inner_radius, dt_max and contract_step > 0, cone_angle >=
+ * 0), ENG_E_OOM. Every cell starts occupied with value 0 (nothing is known yet). */
 int nerf_occgrid_create(nerf_occgrid **out,
                         const nerf_occgrid_params *p,
                         eng_alloc *alloc,
@@ -61,12 +82,15 @@ int nerf_occgrid_create(nerf_occgrid **out,
 void nerf_occgrid_destroy(nerf_occgrid *g); /* NULL is a no-op */
 
 const nerf_occgrid_params *nerf_occgrid_get_params(const nerf_occgrid *g);
-/* 1 when the cell holding model-space point p (in the smallest cascade containing it) is
- * occupied; 0 when empty or outside every cascade. */
+/* 1 when the cell holding model-space point p (in the smallest cascade containing it; contracted:
+ * its contracted cell, which every point has) is occupied; 0 when empty or outside every
+ * cascade. */
 int nerf_occgrid_occupied_at(const nerf_occgrid *g, const float p[3]);
 /* The same for cell `cell` of cascade k. */
 int nerf_occgrid_occupied(const nerf_occgrid *g, int k, int64_t cell);
-/* The fraction of occupied cells of cascade k, and the mean density value of cascade 0. */
+/* The fraction of occupied cells of cascade k, and the mean density value of cascade 0 (the
+ * unit cube; contracted: of the inner cube's cells, the foreground, as the far shell is mostly
+ * never seen and keeps the untrained density). */
 double nerf_occgrid_occupancy(const nerf_occgrid *g, int k);
 double nerf_occgrid_mean(const nerf_occgrid *g);
 /* Raw values (res^3 per cascade, cascade-major) and occupancy bytes, for snapshots. */

@@ -20,6 +20,21 @@ void nerf_march_params_init(nerf_march_params *p, float aabb) {
     if (p->dt_max < p->dt_min) p->dt_max = p->dt_min;
     p->cone_angle = aabb > 1.0f ? 1.0f / 256.0f : 0.0f;
     p->max_samples = 1024;
+    p->contract = 0;
+    p->inner_radius = 0.5f;
+    p->contract_step = 1.0f / 256.0f;
+}
+
+void nerf_march_params_init_contract(nerf_march_params *p, float inner_radius, float far) {
+    nerf_march_params_init(p, 1.0f);
+    for (int a = 0; a < 3; a++) {
+        p->box_lo[a] = NERF_CONTRACT_CENTER - far;
+        p->box_hi[a] = NERF_CONTRACT_CENTER + far;
+    }
+    p->dt_max = far > p->dt_min ? far : p->dt_min;
+    p->cone_angle = 1.0f / 256.0f;
+    p->contract = 1;
+    p->inner_radius = inner_radius;
 }
 
 void nerf_samples_free(nerf_samples *s) {
@@ -41,9 +56,48 @@ typedef struct march_job {
     int fill;       /* 0: count, 1: write */
 } march_job;
 
+/* Writes sample `at` (model-space point q at tm, step dt) of a ray with direction d. */
+static void
+put_sample(nerf_samples *s, int64_t at, const float q[3], const float d[3], float tm, float dt) {
+    memcpy(s->pos + 3 * at, q, 3 * sizeof *q);
+    memcpy(s->dir + 3 * at, d, 3 * sizeof *d);
+    s->t[at] = tm;
+    s->dt[at] = dt;
+}
+
+/* Contracted marching of ray r (nerf_render.h): the far cube, nerf_step_contract's steps, one
+ * grid over the contracted cube. */
+static int64_t march_one_contract(const march_job *j, int64_t r) {
+    const nerf_march_params *p = j->p;
+    const float *o = j->o + 3 * r, *d = j->d + 3 * r;
+    float t0, t1;
+    if (!nerf_ray_box(o, d, p->box_lo, p->box_hi, &t0, &t1)) return 0;
+    const int res = j->grid != NULL ? nerf_occgrid_get_params(j->grid)->res : 1;
+    const float ri = p->inner_radius;
+    int64_t n = 0, at = j->fill ? j->s->start[r] : 0;
+    float t = t0 + 1e-6f;
+    while (t < t1 && n < p->max_samples) {
+        const float q0[3] = {o[0] + t * d[0], o[1] + t * d[1], o[2] + t * d[2]};
+        const float dt =
+            nerf_step_contract(q0, t, p->cone_angle, p->dt_min, p->dt_max, ri, p->contract_step);
+        const float tm = t + 0.5f * dt;
+        const float q[3] = {o[0] + tm * d[0], o[1] + tm * d[1], o[2] + tm * d[2]};
+        if (j->grid != NULL && !nerf_occgrid_occupied(j->grid, 0, nerf_contract_cell(q, ri, res))) {
+            const float tn = nerf_contract_next_t(o, d, tm, ri, res);
+            t = tn > t + dt ? tn : t + dt;
+            continue;
+        }
+        if (j->fill) put_sample(j->s, at++, q, d, tm, dt);
+        n++;
+        t += dt;
+    }
+    return n;
+}
+
 /* Marches ray r; writes its samples from s->start[r] when `fill`. Returns the sample count. */
 static int64_t march_one(const march_job *j, int64_t r) {
     const nerf_march_params *p = j->p;
+    if (p->contract) return march_one_contract(j, r);
     const float *o = j->o + 3 * r, *d = j->d + 3 * r;
     float t0, t1;
     if (!nerf_ray_box(o, d, p->box_lo, p->box_hi, &t0, &t1)) return 0;
@@ -67,14 +121,7 @@ static int64_t march_one(const march_job *j, int64_t r) {
                 continue;
             }
         }
-        if (j->fill) {
-            nerf_samples *s = j->s;
-            memcpy(s->pos + 3 * at, q, sizeof q);
-            memcpy(s->dir + 3 * at, d, 3 * sizeof *d);
-            s->t[at] = tm;
-            s->dt[at] = dt;
-            at++;
-        }
+        if (j->fill) put_sample(j->s, at++, q, d, tm, dt);
         n++;
         t += dt;
     }
@@ -113,6 +160,23 @@ int nerf_march(nerf_samples *s,
                            "nerf_march: dt_min %g, dt_max %g, cone_angle %g, max_samples %d",
                            (double)p->dt_min, (double)p->dt_max, (double)p->cone_angle,
                            p->max_samples);
+    if (p->contract && (!(p->inner_radius > 0 && isfinite(p->inner_radius)) ||
+                        !(p->contract_step > 0 && isfinite(p->contract_step))))
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "nerf_march: contracted marching with inner_radius %g and contract_step "
+                           "%g (both must be positive)",
+                           (double)p->inner_radius, (double)p->contract_step);
+    if (grid != NULL) {
+        const nerf_occgrid_params *gp = nerf_occgrid_get_params(grid);
+        if ((gp->contract != 0) != (p->contract != 0) ||
+            (p->contract && gp->inner_radius != p->inner_radius))
+            return eng_err_set(
+                err, ENG_E_INVALID_ARG,
+                "nerf_march: the occupancy grid is %s (inner radius %g) but the "
+                "march is %s (inner radius %g)",
+                gp->contract ? "contracted" : "not contracted", (double)gp->inner_radius,
+                p->contract ? "contracted" : "not contracted", (double)p->inner_radius);
+    }
     int64_t cap_rays = s->cap_rays;
     if (grow((void **)&s->start, &cap_rays, n_rays + 1, sizeof *s->start) != 0)
         return eng_err_set(err, ENG_E_OOM, "nerf_march: out of memory for %lld rays",

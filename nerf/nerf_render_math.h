@@ -1,17 +1,23 @@
 /* nerf_render_math.h: the per-ray maths of NeRF rendering, shared by the CPU code
  * (nerf_render.c, nerf_occgrid.c) and, later, the CUDA kernels: static inline, no allocation,
  * plain floats. Model space (see nerf_render.h): the scene lives in an axis-aligned box, the
- * occupancy grid's cascade k covers the cube of side 2^k centred at (0.5, 0.5, 0.5). */
+ * occupancy grid's cascade k covers the cube of side 2^k centred at (0.5, 0.5, 0.5); with the
+ * scene contraction (nerf_contract_math.h) one grid covers the contracted cube instead, and
+ * nerf_step_contract / nerf_contract_next_t give its steps and its empty-space skips. */
 #ifndef NERF_RENDER_MATH_H
 #define NERF_RENDER_MATH_H
 
 #include <math.h>
 #include <stdint.h>
 
+#include "nerf_contract_math.h"
+
+#ifndef NERF_HD /* also defined, the same way, by nerf_contract_math.h */
 #ifdef __CUDACC__
 #define NERF_HD __host__ __device__
 #else
 #define NERF_HD
+#endif
 #endif
 
 #ifdef __cplusplus
@@ -81,11 +87,11 @@ static inline NERF_HD float nerf_step(float t, float cone_angle, float dt_min, f
     return dt < dt_min ? dt_min : dt > dt_max ? dt_max : dt;
 }
 
-/* The t where the ray leaves the cell of cascade k (side 2^k / res) that holds p = o + t d,
- * plus a small epsilon (instant-ngp's advance_to_next_voxel). */
+/* The t where the ray o + t d, at the point p = o + t d, leaves its cell of the uniform grid with
+ * planes at lo + i * cell (on every axis), plus a small epsilon (instant-ngp's
+ * advance_to_next_voxel). */
 static inline NERF_HD float
-nerf_next_cell_t(const float o[3], const float d[3], float t, int k, int res) {
-    const float cell = (float)(1 << k) / (float)res, lo = 0.5f - 0.5f * (float)(1 << k);
+nerf_next_plane_t(const float o[3], const float d[3], float t, float lo, float cell) {
     float best = INFINITY;
     for (int a = 0; a < 3; a++) {
         if (d[a] == 0.0f) continue;
@@ -96,6 +102,49 @@ nerf_next_cell_t(const float o[3], const float d[3], float t, int k, int res) {
         if (tt > t && tt < best) best = tt;
     }
     return best + 1e-5f;
+}
+
+/* The t where the ray leaves the cell of cascade k (side 2^k / res) that holds p = o + t d,
+ * plus a small epsilon (instant-ngp's advance_to_next_voxel). */
+static inline NERF_HD float
+nerf_next_cell_t(const float o[3], const float d[3], float t, int k, int res) {
+    const float cell = (float)(1 << k) / (float)res, lo = 0.5f - 0.5f * (float)(1 << k);
+    return nerf_next_plane_t(o, d, t, lo, cell);
+}
+
+/* The step of a contracted march at q = o + t d: nerf_step's exponential step, but never less
+ * than contract_step contracted units once q is outside the inner cube: with m =
+ * nerf_contract_norm(q, r) > 1 the contraction's radial derivative is 1 / m^2, so the step is
+ * at least contract_step * r * m^2 model units. Far away the steps thus grow with the square of
+ * the distance, and a ray crosses the whole contracted shell (m from 1 to infinity) in at most
+ * about 1 / contract_step steps when it heads outward. */
+static inline NERF_HD float nerf_step_contract(const float q[3],
+                                               float t,
+                                               float cone_angle,
+                                               float dt_min,
+                                               float dt_max,
+                                               float inner_radius,
+                                               float contract_step) {
+    float dt = nerf_step(t, cone_angle, dt_min, dt_max);
+    const float m = nerf_contract_norm(q, inner_radius);
+    if (m > 1.0f) {
+        const float floor_dt = contract_step * inner_radius * m * m;
+        dt = floor_dt > dt ? floor_dt : dt;
+    }
+    return dt;
+}
+
+/* Empty-space skipping in a contracted grid of res^3 cells: inside the inner cube the
+ * contraction is the identity, so the cells are a uniform grid (planes at c - 2 r + i 4 r / res)
+ * and this returns the t where the ray leaves the cell holding o + t d (plus an epsilon); outside
+ * the inner cube it returns t itself (the caller steps on: exact exits of contracted cells are
+ * not computed). */
+static inline NERF_HD float
+nerf_contract_next_t(const float o[3], const float d[3], float t, float inner_radius, int res) {
+    const float p[3] = {o[0] + t * d[0], o[1] + t * d[1], o[2] + t * d[2]};
+    if (!(nerf_contract_norm(p, inner_radius) <= 1.0f)) return t;
+    const float cell = 4.0f * inner_radius / (float)res;
+    return nerf_next_plane_t(o, d, t, NERF_CONTRACT_CENTER - 2.0f * inner_radius, cell);
 }
 
 /* alpha = 1 - exp(-sigma dt) of one sample. */

@@ -17,10 +17,23 @@
  * backward pass; Adam (lr 1e-2, decayed x0.33 every 10,000 steps after 20,000). The ray count
  * adapts so that a step marches about `target_samples` samples. Every `occ_every` steps the
  * occupancy grid is updated from the field's densities (nerf_occgrid.h).
+ * Unbounded scenes (field.contract = 1; NERF_CONTRACT_AUTO resolves to 0, the multi-cascade
+ * grid, which measured better on fox, docs/benchmarks.md): the field and the occupancy grid see space through the
+ * scene contraction (nerf_contract_math.h, inner cube [0.5 - r, 0.5 + r]^3 with r =
+ * field.inner_radius, by default the scene box's half side aabb_scale / 2: the box keeps its
+ * resolution, as without the contraction, and what lies beyond it is learned instead of cut;
+ * a unit cube (r = 0.5) measured 6 dB worse on fox's held-out views, whose walls reach past it;
+ * the hash grid's resolution is set for it: field.grid.aabb_scale = 4 r, nerf_field.h), one
+ * 128^3 grid covers the contracted cube, and the rays march from the
+ * camera out to the cube of half side `far` (nerf_render.h's contracted marching), so the
+ * background is learned as geometry instead of being clipped at the scene box.
+ * Held-out frames: holdout K >= 2 trains on every frame but those whose index is a multiple of K
+ * (frames 0, K, 2K, ... are left for evaluation); 0 trains on all.
  * Rendering: any camera (model-space c2w, pinhole intrinsics), composited on `bg`, in tiles of
  * rays; depth is the expected distance along the ray (model-space units), 0 where nothing is hit.
  * Snapshots: one .safetensors file (parameters, Adam's state, the occupancy grid; metadata:
- * configuration, step, ray count), written to PATH.tmp and renamed.
+ * configuration (contraction and holdout included), step, ray count), written to PATH.tmp and
+ * renamed.
  * Memory: the field's parameters and Adam's state (~12 M floats x 5 at the default size), the
  * occupancy grid, and per step the samples and the field's scratch (~2 KB per sample).
  * Threads: the pool of the context; one call at a time per trainer. */
@@ -50,6 +63,10 @@ typedef struct nerf_train_params {
     int occ_res;             /* occupancy-grid cells per side: 128 */
     int random_bg;           /* 1: random background per ray while training; 0: white */
     uint64_t seed;           /* rays, backgrounds, grid updates: 1 */
+    /* field.contract: NERF_CONTRACT_AUTO (the default here), 0 or 1; field.inner_radius: 0 here
+     * (auto: aabb_scale / 2, the scene box: space beyond it is contracted instead of cut) */
+    float far;       /* contraction: half side of the marched cube, model units; 0: 64 r */
+    int64_t holdout; /* 0, or K >= 2: frames 0, K, 2K, ... are not trained on */
 } nerf_train_params;
 void nerf_train_params_init(nerf_train_params *p);
 
@@ -62,28 +79,32 @@ typedef struct nerf_step_stats {
     double seconds;  /* wall time of the step */
 } nerf_step_stats;
 
-/* A new model for `ds` (its aabb_scale sizes the grids); `ds` is borrowed and must outlive the
- * trainer's training steps (rendering does not need it).
+/* A new model for `ds` (its aabb_scale sizes the grids and resolves NERF_CONTRACT_AUTO); `ds` is
+ * borrowed and must outlive the trainer's training steps (rendering does not need it).
+ * nerf_trainer_get_params then reports the resolved field.contract (0 or 1).
  * Errors: those of nerf_field_create / nerf_occgrid_create / nerf_adam_create, ENG_E_INVALID_ARG
- * (bad params, named). */
+ * (bad params, named; a holdout that leaves no frame to train on). */
 int nerf_trainer_create(nerf_trainer **out,
                         eng_ctx *ctx,
                         const nerf_dataset *ds,
                         const nerf_train_params *p,
                         eng_err *err);
 /* A model from a snapshot (for rendering; attach a dataset with nerf_trainer_set_dataset to
- * resume training). Errors: ENG_E_IO, ENG_E_FORMAT (not a snapshot, a tensor of the wrong size,
- * missing metadata: named), ENG_E_OOM. */
+ * resume training). Snapshots written before the contraction existed (no "contract" metadata)
+ * load as contract 0 (and holdout 0). Errors: ENG_E_IO, ENG_E_FORMAT (not a snapshot, a tensor
+ * of the wrong size, missing metadata: named), ENG_E_OOM. */
 int nerf_trainer_load(nerf_trainer **out, eng_ctx *ctx, const char *path, eng_err *err);
 void nerf_trainer_destroy(nerf_trainer *t); /* NULL is a no-op */
 
 /* Attaches the training data (borrowed). Errors: ENG_E_INVALID_ARG when its aabb_scale differs
- * from the model's. */
+ * from the model's, or the holdout leaves none of its frames to train on. */
 int nerf_trainer_set_dataset(nerf_trainer *t, const nerf_dataset *ds, eng_err *err);
 int64_t nerf_trainer_step_count(const nerf_trainer *t);
 const nerf_train_params *nerf_trainer_get_params(const nerf_trainer *t);
 nerf_field *nerf_trainer_field(nerf_trainer *t);
 nerf_occgrid *nerf_trainer_occgrid(nerf_trainer *t);
+/* The marching parameters the trainer uses (contracted or not: a device twin must march alike). */
+const nerf_march_params *nerf_trainer_march_params(const nerf_trainer *t);
 
 /* One training step. Errors: ENG_E_INVALID_ARG (no dataset), ENG_E_OOM, those of the parts. */
 int nerf_trainer_step(nerf_trainer *t, nerf_step_stats *stats, eng_err *err);

@@ -21,6 +21,8 @@
  * field_fd: the whole field (tiny grid, width 16, aabb_scale 2 with points outside the box)
  *   against a double reference: sigma, rgb, and the gradient of every parameter by central
  *   differences; density-only forward and backward.
+ * field_fd_contract: the same with the scene contraction (inner radius 0.4, points from the
+ *   centre out to 100 inner radii), the reference contracting in double.
  * determinism: the default field, 3000 points: forward and backward bit-identical between runs
  *   and between 1, 2 and 3 threads (sigma, rgb, every gradient); so is the MLP's and the grid's.
  * adam: nerf_adam against a double reference loop (L2 on matrix weights, sparse non-matrix
@@ -718,13 +720,25 @@ static void ref_field_fwd(const ref_field *rf,
                           double *min_pre) {
     const nerf_hashgrid *g = rf->g;
     const int64_t G = g->n_outputs, geo_n = rf->dm->n_output, C = 16 + geo_n;
-    const float a = nerf_field_get_params(rf->f)->grid.aabb_scale;
+    const nerf_field_params *fp = nerf_field_get_params(rf->f);
+    const float a = fp->grid.aabb_scale;
     double enc[256], geo[NERF_MLP_MAX_DIM], cin[NERF_MLP_MAX_DIM];
     /* the grid is interpolated here, from the double table (ref_grid_point reads floats) */
     for (int64_t i = 0; i < n; i++) {
         double p[3];
-        for (int c = 0; c < 3; c++)
-            p[c] = ((double)pos[3 * i + c] - (0.5 - 0.5 * a)) / a;
+        if (fp->contract) { /* (contract((p - c) / r) + 2) / 4, L-infinity norm */
+            double x[3], m = 0;
+            for (int c = 0; c < 3; c++) {
+                x[c] = ((double)pos[3 * i + c] - 0.5) / fp->inner_radius;
+                m = fmax(m, fabs(x[c]));
+            }
+            const double sc = m <= 1 ? 1.0 : (2.0 - 1.0 / m) / m;
+            for (int c = 0; c < 3; c++)
+                p[c] = (x[c] * sc + 2.0) / 4.0;
+        } else {
+            for (int c = 0; c < 3; c++)
+                p[c] = ((double)pos[3 * i + c] - (0.5 - 0.5 * a)) / a;
+        }
         for (int l = 0; l < g->n_levels; l++) {
             const nerf_hashgrid_level *lv = &g->level[l];
             uint64_t cell[3];
@@ -778,10 +792,12 @@ static double ref_field_loss(const ref_field *rf,
     return l;
 }
 
-static int make_tiny_field(nerf_field **f, eng_ctx *ctx, float aabb_scale) {
+static int make_tiny_field(nerf_field **f, eng_ctx *ctx, float aabb_scale, int contract) {
     eng_err err = {0};
     nerf_field_params fp;
     nerf_field_params_init(&fp);
+    fp.contract = contract;
+    fp.inner_radius = 0.4f;
     fp.grid.n_levels = 4;
     fp.grid.log2_table_size = 8;
     fp.grid.base_resolution = 4;
@@ -795,13 +811,13 @@ static int make_tiny_field(nerf_field **f, eng_ctx *ctx, float aabb_scale) {
     return 0;
 }
 
-static int test_field_fd(void) {
+static int field_fd_case(int contract) {
     eng_err err = {0};
     eng_ctx *ctx = eng_test_ctx(2);
     CHECK(ctx != NULL);
     eng_stream *s = eng_ctx_stream(ctx, ENG_DEVICE_CPU);
     nerf_field *f = NULL;
-    CHECK(make_tiny_field(&f, ctx, 2.0f) == 0);
+    CHECK(make_tiny_field(&f, ctx, 2.0f, contract) == 0);
     const nerf_field_layout lay = nerf_field_get_layout(f);
     CHECK_EQ_I64(lay.density, 0);
     CHECK_EQ_I64(lay.color, nerf_field_density_mlp(f)->n_weights);
@@ -833,6 +849,11 @@ static int test_field_fd(void) {
     double min_pre = 0.0;
     for (uint64_t k = 0; k < 50 && min_pre < 1e-5; k++) {
         eng_test_fill(pos, 3 * n, 71 + 1000 * k, -0.7f, 1.7f);
+        for (int64_t i = 0; contract && i < n; i++) { /* contracted: out to 100 inner radii */
+            const float spread = i % 3 == 0 ? 1.0f : i % 3 == 1 ? 5.0f : 40.0f;
+            for (int c = 0; c < 3; c++)
+                pos[3 * i + c] = 0.5f + (pos[3 * i + c] - 0.5f) * spread;
+        }
         for (int64_t i = 0; i < n; i++)
             rand_dir(dir + 3 * i, 72 + 1000 * k, i);
         min_pre = INFINITY;
@@ -881,6 +902,14 @@ static int test_field_fd(void) {
     nerf_field_destroy(f);
     eng_ctx_destroy(ctx);
     return 0;
+}
+
+static int test_field_fd(void) {
+    return field_fd_case(0);
+}
+
+static int test_field_fd_contract(void) {
+    return field_fd_case(1);
 }
 
 /* ---- determinism ----------------------------------------------------------------------------- */
@@ -1150,7 +1179,17 @@ static int test_errors(void) {
     CHECK(nerf_field_create(&f, eng_ctx_alloc(ctx, ENG_DEVICE_CPU), NULL, &fp, &err) ==
           ENG_E_INVALID_ARG);
     CHECK_CONTAINS(err.msg, "colour network");
-    CHECK(make_tiny_field(&f, ctx, 1.0f) == 0);
+    nerf_field_params_init(&fp);
+    fp.contract = 2;
+    CHECK(nerf_field_create(&f, eng_ctx_alloc(ctx, ENG_DEVICE_CPU), NULL, &fp, &err) ==
+          ENG_E_INVALID_ARG);
+    CHECK_CONTAINS(err.msg, "contract = 2");
+    fp.contract = 1;
+    fp.inner_radius = 0;
+    CHECK(nerf_field_create(&f, eng_ctx_alloc(ctx, ENG_DEVICE_CPU), NULL, &fp, &err) ==
+          ENG_E_INVALID_ARG);
+    CHECK_CONTAINS(err.msg, "inner_radius");
+    CHECK(make_tiny_field(&f, ctx, 1.0f, 0) == 0);
     float *scr = buf_new(nerf_field_scratch_floats(f, 4));
     CHECK(scr != NULL);
     CHECK(nerf_field_fwd(f, NULL, dummy, dummy, dummy, NULL, 4, scr, &err) == ENG_E_INVALID_ARG);
@@ -1235,17 +1274,12 @@ static int test_speed(void) {
 }
 
 static const eng_test_case cases[] = {
-    {"grid_levels", test_grid_levels},
-    {"grid_fwd", test_grid_fwd},
-    {"grid_bwd_fd", test_grid_bwd_fd},
-    {"grid_bwd_pos_fd", test_grid_bwd_pos_fd},
-    {"sh_values", test_sh_values},
-    {"mlp_fwd_bwd_fd", test_mlp_fwd_bwd_fd},
-    {"field_fd", test_field_fd},
-    {"determinism", test_determinism},
-    {"adam", test_adam},
-    {"errors", test_errors},
-    {"speed", test_speed},
+    {"grid_levels", test_grid_levels}, {"grid_fwd", test_grid_fwd},
+    {"grid_bwd_fd", test_grid_bwd_fd}, {"grid_bwd_pos_fd", test_grid_bwd_pos_fd},
+    {"sh_values", test_sh_values},     {"mlp_fwd_bwd_fd", test_mlp_fwd_bwd_fd},
+    {"field_fd", test_field_fd},       {"field_fd_contract", test_field_fd_contract},
+    {"determinism", test_determinism}, {"adam", test_adam},
+    {"errors", test_errors},           {"speed", test_speed},
 };
 
 int main(int argc, char **argv) {
