@@ -234,6 +234,7 @@ static int parse_cmd(const char *cmd,
 static const char train_usage[] =
     "usage: nerf train SCENE [--steps N | --time SECONDS] [--snapshot PATH] [--snapshot-every N]\n"
     "                  [--resume] [--device cpu|cuda] [--threads N] [--samples N] [--seed N]\n"
+    "                  [--contract auto|on|off] [--holdout K] [--view]\n"
     "\n"
     "Trains on SCENE (a transforms.json, or a folder with transforms.json or\n"
     "transforms_train.json). Progress shows the loss, the training PSNR and rays/s.\n"
@@ -243,7 +244,26 @@ static const char train_usage[] =
     "                      folder); written atomically every --snapshot-every steps (default 500)\n"
     "                      and at the end\n"
     "  --resume            continue from the snapshot: the same run as one without a break\n"
-    "  --samples N         samples per step (default 65536)\n";
+    "  --samples N         samples per step (default 65536)\n"
+    "  --contract MODE     Mip-NeRF 360 style contraction of the space beyond the aabb_scale\n"
+    "                      box, for unbounded scenes: the background is learned out to 64\n"
+    "                      times the box's size instead of being cut at the box. auto\n"
+    "                      (default): off, the multi-cascade occupancy grid (it measured\n"
+    "                      better on fox); on: for 360-degree captures whose far walls or\n"
+    "                      sky matter. Saved in the snapshot (eval, render, mesh follow it)\n"
+    "  --holdout K         do not train on frames 0, K, 2K, ... (K >= 2), so that\n"
+    "                      `nerf eval --holdout K` measures views never trained on\n"
+    "  --view              watch the training live in the viewer (same process; frames run\n"
+    "                      between training slices, first). Space pauses training, Tab shows\n"
+    "                      depth; closing the window stops training and writes the snapshot\n"
+    "  --view-screenshot P save the viewer's frame after --view-frames N frames (default 1)\n"
+    "                      as a PNG, then close it (tests, servers under Xvfb)\n";
+
+static nerf_cmd_view_fn g_viewer; /* set by the nerf executable when built with the viewer */
+
+void nerf_cmd_set_viewer(nerf_cmd_view_fn fn) {
+    g_viewer = fn;
+}
 
 static void default_snapshot(char *out, size_t cap, const char *scene) {
     char tmp[4096];
@@ -264,10 +284,12 @@ static void default_snapshot(char *out, size_t cap, const char *scene) {
 }
 
 int nerf_cmd_train(int argc, char **argv) {
-    const char *scene = NULL, *snapshot = NULL, *device = "cpu";
-    int64_t steps = -1, every = 500, threads = 0, samples = 1 << 16, seed = 1;
+    const char *scene = NULL, *snapshot = NULL, *device = "cpu", *contract = "auto";
+    int64_t steps = -1, every = 500, threads = 0, samples = 1 << 16, seed = 1, holdout = 0;
+    int64_t view_frames = 1;
     double seconds = 0;
-    int resume = 0, status = 1, n_pos = 0;
+    int resume = 0, status = 1, n_pos = 0, view = 0;
+    const char *view_shot = NULL;
     const eng_cli_opt opts[] = {
         {"--steps", NULL, ENG_CLI_INT, &steps, 1, 1e8},
         {"--time", NULL, ENG_CLI_FLOAT, &seconds, 1e-3, 1e7},
@@ -278,12 +300,36 @@ int nerf_cmd_train(int argc, char **argv) {
         {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
         {"--samples", NULL, ENG_CLI_INT, &samples, 1024, 1 << 24},
         {"--seed", NULL, ENG_CLI_INT, &seed, 0, 9e18},
+        {"--contract", NULL, ENG_CLI_STR, &contract, 0, 0},
+        {"--holdout", NULL, ENG_CLI_INT, &holdout, 0, 1e6},
+        {"--view", NULL, ENG_CLI_FLAG, &view, 0, 0},
+        {"--view-screenshot", NULL, ENG_CLI_STR, &view_shot, 0, 0},
+        {"--view-frames", NULL, ENG_CLI_INT, &view_frames, 1, 1e7},
     };
     const int pr =
         parse_cmd("train", train_usage, argc, argv, opts, N_OPTS(opts), &scene, 1, &n_pos);
     if (pr >= 0) return pr;
     if (scene == NULL) {
         fprintf(stderr, "nerf train: no scene given\n%s", train_usage);
+        return 2;
+    }
+    int contract_mode = NERF_CONTRACT_AUTO;
+    if (strcmp(contract, "on") == 0) {
+        contract_mode = 1;
+    } else if (strcmp(contract, "off") == 0) {
+        contract_mode = 0;
+    } else if (strcmp(contract, "auto") != 0) {
+        fprintf(stderr, "nerf train: --contract %s: expected auto, on or off\n", contract);
+        return 2;
+    }
+    if (holdout == 1) {
+        fprintf(stderr, "nerf train: --holdout 1 would hold out every frame (use K >= 2)\n");
+        return 2;
+    }
+    if ((view_shot != NULL) && !view) view = 1;
+    if (view && g_viewer == NULL) {
+        fprintf(stderr, "nerf train: --view: this nerf was built without the viewer (Vulkan, "
+                        "GLFW and glslc were not found at configure time)\n");
         return 2;
     }
     if (steps < 0 && seconds <= 0) steps = 2000;
@@ -297,7 +343,8 @@ int nerf_cmd_train(int argc, char **argv) {
     if (st != 0) return st;
     nerf_dataset *ds = NULL;
     nerf_trainer *t = NULL;
-    eng_progress *bar = NULL;
+    nerf_live *run = NULL;
+    int status_view = 0;
     if (load_dataset(&ds, e.ctx, scene, "train", &e.err) != ENG_OK) goto fail;
     struct stat sb;
     if (resume && stat(snapshot, &sb) == 0) {
@@ -312,46 +359,66 @@ int nerf_cmd_train(int argc, char **argv) {
         nerf_train_params_init(&tp);
         tp.target_samples = samples;
         tp.seed = (uint64_t)seed;
+        tp.field.contract = contract_mode;
+        tp.holdout = holdout;
         if (nerf_trainer_create(&t, e.ctx, ds, &tp, &e.err) != ENG_OK) goto fail;
     }
-    fprintf(stderr, "nerf train: %s: %lld frames of %lldx%lld, aabb_scale %g; snapshot %s\n",
-            nerf_dataset_json_path(ds), (long long)nerf_dataset_count(ds),
+    const nerf_train_params *rp = nerf_trainer_get_params(t);
+    char held[96] = "";
+    if (rp->holdout >= 2)
+        snprintf(held, sizeof held, " (frames 0, %lld, %lld, ... held out)", (long long)rp->holdout,
+                 (long long)(2 * rp->holdout));
+    fprintf(stderr,
+            "nerf train: %s: %lld frames%s of %lldx%lld, aabb_scale %g, contraction %s; "
+            "snapshot %s\n",
+            nerf_dataset_json_path(ds), (long long)nerf_dataset_count(ds), held,
             (long long)nerf_dataset_width(ds), (long long)nerf_dataset_height(ds),
-            (double)nerf_dataset_aabb_scale(ds), snapshot);
+            (double)nerf_dataset_aabb_scale(ds), rp->field.contract ? "on" : "off", snapshot);
     const int64_t start = nerf_trainer_step_count(t);
-    const int64_t end = steps > 0 ? steps : INT64_MAX; /* --steps counts from step 0 */
-    eng_progress_params pp;
-    eng_progress_params_init(&pp);
-    pp.label = "train";
-    pp.total = steps > 0 ? steps : 0;
-    pp.unit = "step";
-    if (eng_progress_create(&bar, &pp, &e.err) != ENG_OK) goto fail;
-    eng_progress_update(bar, start, NULL);
+    /* Training is a job on the scheduler (nerf_live): with --view the viewer's frames run
+     * between its slices at a higher priority. */
+    nerf_live_params lp;
+    nerf_live_params_init(&lp);
+    lp.end_step = steps > 0 ? steps : 0; /* --steps counts from step 0 */
+    lp.seconds = seconds;
+    lp.snapshot = snapshot;
+    lp.snapshot_every = every;
     const double t0 = eng_bench_now_s();
-    double rays = 0, loss_ema = -1;
-    nerf_step_stats s = {0};
-    while (nerf_trainer_step_count(t) < end) {
-        if (seconds > 0 && eng_bench_now_s() - t0 >= seconds) break;
-        if (nerf_trainer_step(t, &s, &e.err) != ENG_OK) goto fail;
-        rays += (double)s.rays;
-        loss_ema = loss_ema < 0 ? s.loss : 0.95 * loss_ema + 0.05 * s.loss;
-        char suffix[160];
-        snprintf(suffix, sizeof suffix, "loss %.5f psnr %.2f %.0f rays/s", loss_ema,
-                 -10.0 * log10(loss_ema), rays / (eng_bench_now_s() - t0));
-        eng_progress_update(bar, s.step, suffix);
-        if (s.step % every == 0 && nerf_trainer_save(t, snapshot, &e.err) != ENG_OK) goto fail;
+    if (nerf_live_start(&run, e.ctx, t, &lp, &e.err) != ENG_OK) goto fail;
+    if (view) {
+        nerf_cmd_view_opts vo = {view_shot, view_frames, 0, nerf_dataset_width(ds),
+                                 nerf_dataset_height(ds)};
+        while (vo.width > 960 || vo.height > 960) { /* fox: 1080x1920 -> 540x960 */
+            vo.width = (vo.width + 1) / 2;
+            vo.height = (vo.height + 1) / 2;
+        }
+        const char *env = getenv("ENG_VK_VALIDATE");
+        vo.validate = env != NULL && strcmp(env, "") != 0 && strcmp(env, "0") != 0;
+        int64_t messages = 0;
+        const int vrc = g_viewer(t, run, &vo, &messages, &e.err);
+        if (!nerf_live_done(run)) {
+            nerf_live_stop(run);
+            fprintf(stderr, "\nnerf train: viewer closed: stopping at the next slice\n");
+        }
+        if (vrc != ENG_OK) {
+            fprintf(stderr, "nerf train: viewer: %s\n", e.err.msg);
+            status_view = 1;
+        }
+        if (messages > 0) {
+            fprintf(stderr, "nerf train: %lld Vulkan validation messages\n", (long long)messages);
+            status_view = 3;
+        }
     }
-    eng_progress_finish(bar, NULL);
-    if (nerf_trainer_save(t, snapshot, &e.err) != ENG_OK) goto fail;
+    if (nerf_live_finish(run, &e.err) != ENG_OK) goto fail;
     fprintf(stderr, "nerf train: %lld steps in %.1f s; wrote %s\n",
             (long long)(nerf_trainer_step_count(t) - start), eng_bench_now_s() - t0, snapshot);
-    status = 0;
+    status = status_view;
     goto done;
 fail:
     fprintf(stderr, "nerf train: %s\n", e.err.msg);
     status = e.err.code == ENG_E_INVALID_ARG ? 2 : 1;
 done:
-    eng_progress_destroy(bar);
+    nerf_live_destroy(run);
     nerf_trainer_destroy(t);
     nerf_dataset_destroy(ds);
     eng_ctx_destroy(e.ctx);
@@ -361,23 +428,34 @@ done:
 /* ---- eval ----------------------------------------------------------------------------------- */
 
 static const char eval_usage[] =
-    "usage: nerf eval SNAPSHOT --transforms FILE [--out DIR] [--every K] [--threads N]\n"
+    "usage: nerf eval SNAPSHOT --transforms FILE [--out DIR] [--every K | --holdout K]\n"
+    "                 [--threads N]\n"
     "Renders every view of FILE on white and prints per-view and mean PSNR and SSIM\n"
     "(11x11 Gaussian, the NeRF papers' constants); --out writes the renders and\n"
-    "metrics.json; --every K evaluates every K-th view only (quicker on a CPU).\n";
+    "metrics.json; --every K evaluates views 0, K, 2K, ... only (quicker on a CPU);\n"
+    "--holdout K is the same set: the views `nerf train --holdout K` did not train on.\n";
 
 int nerf_cmd_eval(int argc, char **argv) {
     const char *snap = NULL, *transforms = NULL, *out = NULL;
-    int64_t threads = 0, every = 1;
+    int64_t threads = 0, every = 1, holdout = 0;
     int n_pos = 0;
     const eng_cli_opt opts[] = {
         {"--transforms", NULL, ENG_CLI_STR, &transforms, 0, 0},
         {"--out", NULL, ENG_CLI_STR, &out, 0, 0},
         {"--every", NULL, ENG_CLI_INT, &every, 1, 1e6},
+        {"--holdout", NULL, ENG_CLI_INT, &holdout, 2, 1e6},
         {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
     };
     const int pr = parse_cmd("eval", eval_usage, argc, argv, opts, N_OPTS(opts), &snap, 1, &n_pos);
     if (pr >= 0) return pr;
+    if (holdout > 0) {
+        if (every != 1 && every != holdout) {
+            fprintf(stderr, "nerf eval: --every %lld and --holdout %lld disagree (give one)\n",
+                    (long long)every, (long long)holdout);
+            return 2;
+        }
+        every = holdout;
+    }
     if (snap == NULL || transforms == NULL) {
         fprintf(stderr, "nerf eval: give SNAPSHOT and --transforms FILE (nerf eval --help)\n");
         return 2;
@@ -547,7 +625,9 @@ int nerf_cmd_render(int argc, char **argv) {
     int status = 1;
     if (nerf_trainer_load(&t, e.ctx, snap, &e.err) == ENG_OK &&
         (transforms == NULL || load_dataset(&ds, e.ctx, transforms, "test", &e.err) == ENG_OK)) {
-        const float aabb = nerf_trainer_get_params(t)->field.grid.aabb_scale;
+        const nerf_field_params *fp = &nerf_trainer_get_params(t)->field;
+        /* the scene box's side (contracted: grid.aabb_scale is the contracted cube's) */
+        const float aabb = fp->contract ? 2.0f * fp->inner_radius : fp->grid.aabb_scale;
         if (radius <= 0) radius = 1.3 * aabb;
         if (render_sequence(t, ds, orbit, w, h, radius, depth, out, &e.err) == ENG_OK) {
             printf("wrote %s\n", out);
@@ -586,9 +666,11 @@ static int write_mesh(nerf_trainer *t, const char *out, int64_t res, double iso,
     nerf_mesh m = {0};
     nerf_mesh_params mp;
     nerf_mesh_params_init(&mp);
-    const float aabb = nerf_trainer_get_params(t)->field.grid.aabb_scale;
+    const nerf_field_params *fp = &nerf_trainer_get_params(t)->field;
+    /* the scene box, or with the contraction the uncontracted foreground (the inner cube) */
+    const float half = fp->contract ? fp->inner_radius : 0.5f * fp->grid.aabb_scale;
     for (int a = 0; a < 3; a++)
-        mp.box_lo[a] = 0.5f - 0.5f * aabb, mp.box_hi[a] = 0.5f + 0.5f * aabb;
+        mp.box_lo[a] = 0.5f - half, mp.box_hi[a] = 0.5f + half;
     mp.res = (int)res;
     mp.iso = (float)iso;
     int rc = nerf_mesh_extract(&m, &mp, mesh_density, mesh_color, t, err);
@@ -602,8 +684,9 @@ static int write_mesh(nerf_trainer *t, const char *out, int64_t res, double iso,
 
 static const char mesh_usage[] =
     "usage: nerf mesh SNAPSHOT -o mesh.ply [--res 256] [--iso 2.5]\n"
-    "Marching cubes of the density over the scene box, vertex colours from the\n"
-    "colour network seen along the surface normal; binary PLY.\n";
+    "Marching cubes of the density over the scene box (with the contraction: the\n"
+    "uncontracted foreground cube), vertex colours from the colour network seen\n"
+    "along the surface normal; binary PLY.\n";
 
 int nerf_cmd_mesh(int argc, char **argv) {
     const char *snap = NULL, *out = NULL;

@@ -6,6 +6,9 @@
 #include "eng_cuda.h"
 #include "nerf.h"
 #include "nerf_cmd.h"
+#ifdef ENG_HAVE_VIEWER
+#include "vw_nerf.h"
+#endif
 
 static const char usage[] =
     "usage: nerf COMMAND [options]   (nerf COMMAND --help for its options)\n"
@@ -15,8 +18,9 @@ static const char usage[] =
     "  demo            ray-trace the built-in scene, train on it, evaluate, write renders, a\n"
     "                  turntable and a mesh (a few minutes on 2 CPU cores)\n"
     "  train SCENE     train on a transforms.json scene [--steps N | --time S] [--snapshot P]\n"
-    "                  [--resume]\n"
-    "  eval SNAPSHOT --transforms FILE [--out DIR]\n"
+    "                  [--resume] [--view: watch it live in the viewer]\n"
+    "                  [--contract auto|on|off] [--holdout K]\n"
+    "  eval SNAPSHOT --transforms FILE [--out DIR] [--holdout K]\n"
     "                  per-view and mean PSNR and SSIM on white, renders and metrics.json\n"
     "  render SNAPSHOT (--transforms FILE | --orbit N) [-W W -H H] -o DIR|video.mp4\n"
     "  mesh SNAPSHOT -o mesh.ply [--res 256]\n"
@@ -33,6 +37,9 @@ static const char usage[] =
 int main(int argc, char **argv) {
     const int rc = eng_cli_common(argc, argv, "nerf", usage, eng_cuda_attach);
     if (rc >= 0) return rc;
+#ifdef ENG_HAVE_VIEWER
+    nerf_cmd_set_viewer(vw_nerf_train_view);
+#endif
     static const struct {
         const char *name;
         int (*fn)(int, char **);

@@ -21,10 +21,15 @@
 
 #include "eng.h"
 #include "eng_test.h"
+#include "nerf.h"
 #include "nerf_mesh.h"
 #include "vw.h"
+#include "vw_nerf.h"
 #include "vw_ply.h"
 
+#ifndef VW_TEST_NERF
+#error "VW_TEST_NERF (the nerf executable) must be defined by tests/viewer.cmake"
+#endif
 #ifndef VW_TEST_VIEWER
 #error "VW_TEST_VIEWER (the viewer executable) must be defined by tests/viewer.cmake"
 #endif
@@ -38,7 +43,7 @@ typedef struct run_result {
     char out[8192], err[16384];
 } run_result;
 
-enum { ENV_KEEP, ENV_NO_DISPLAY, ENV_NO_DRIVER };
+enum { ENV_KEEP, ENV_NO_DISPLAY, ENV_NO_DRIVER, ENV_VALIDATE };
 
 static void slurp(char *dst, size_t n, const char *path) {
     dst[0] = '\0';
@@ -49,12 +54,13 @@ static void slurp(char *dst, size_t n, const char *path) {
     fclose(f);
 }
 
-/* Runs the viewer with args (NULL-terminated, without argv[0]); display: ":N" or NULL. */
-static int run_viewer(run_result *r, const char *const *args, int env, const char *display) {
+/* Runs prog with args (NULL-terminated, without argv[0]); display: ":N" or NULL. */
+static int
+run_prog(run_result *r, const char *prog, const char *const *args, int env, const char *display) {
     char out_path[600], err_path[600];
     const char *argv[40];
     int n = 0;
-    argv[n++] = VW_TEST_VIEWER;
+    argv[n++] = prog;
     for (int i = 0; args[i] != NULL && n < 38; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
@@ -75,6 +81,7 @@ static int run_viewer(run_result *r, const char *const *args, int env, const cha
             unsetenv("DISPLAY");
             unsetenv("WAYLAND_DISPLAY");
         }
+        if (env == ENV_VALIDATE) setenv("ENG_VK_VALIDATE", "1", 1);
         if (env == ENV_NO_DRIVER) { /* the loader finds no driver at all */
             setenv("VK_ICD_FILENAMES", "/nonexistent/no_icd.json", 1);
             setenv("VK_DRIVER_FILES", "/nonexistent/no_icd.json", 1);
@@ -90,6 +97,10 @@ static int run_viewer(run_result *r, const char *const *args, int env, const cha
     slurp(r->err, sizeof r->err, err_path);
     fprintf(stderr, "  viewer exit %d\n  stdout: %s\n  stderr: %s\n", r->status, r->out, r->err);
     return 0;
+}
+
+static int run_viewer(run_result *r, const char *const *args, int env, const char *display) {
+    return run_prog(r, VW_TEST_VIEWER, args, env, display);
 }
 
 /* One result buffer (16 KB of output: too big for the stack of every case, and static so that a
@@ -705,6 +716,256 @@ static int test_window_mesh(void) {
     return in_window(window_mesh);
 }
 
+/* ---- NeRF snapshots ------------------------------------------------------------------------- */
+
+/* A small trained snapshot (the built-in scene at 16x16, 40 steps), written once per process. */
+static const char *nerf_snapshot(void) {
+    static char path[600];
+    if (path[0] != '\0') return path;
+    eng_err err = {0};
+    eng_ctx *ctx = NULL;
+    eng_ctx_params cp;
+    eng_ctx_params_init(&cp);
+    cp.threads = 2;
+    cp.threaded_scheduler = 0;
+    nerf_dataset *ds = NULL;
+    nerf_trainer *t = NULL;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/vw_nerf_scene", eng_test_tmpdir());
+    snprintf(path, sizeof path, "%s/vw.nerf", eng_test_tmpdir());
+    nerf_scene_params sp;
+    nerf_scene_params_init(&sp);
+    sp.width = sp.height = 16;
+    sp.n_train = 16;
+    sp.n_test = 0;
+    nerf_load_params lp;
+    nerf_load_params_init(&lp);
+    lp.split = "train";
+    nerf_train_params tp;
+    nerf_train_params_init(&tp);
+    tp.target_samples = 1 << 12;
+    tp.initial_rays = 256;
+    tp.occ_res = 32;
+    tp.field.grid.log2_table_size = 14;
+    int rc = eng_ctx_create(&ctx, &cp, &err);
+    if (rc == ENG_OK) rc = nerf_scene_write(dir, &sp, ctx, &err);
+    if (rc == ENG_OK) rc = nerf_dataset_load(&ds, ctx, dir, &lp, &err);
+    if (rc == ENG_OK) rc = nerf_trainer_create(&t, ctx, ds, &tp, &err);
+    for (int i = 0; rc == ENG_OK && i < 40; i++) {
+        nerf_step_stats st;
+        rc = nerf_trainer_step(t, &st, &err);
+    }
+    if (rc == ENG_OK) rc = nerf_trainer_save(t, path, &err);
+    nerf_trainer_destroy(t);
+    nerf_dataset_destroy(ds);
+    eng_ctx_destroy(ctx);
+    if (rc != ENG_OK) {
+        fprintf(stderr, "nerf snapshot: %s\n", err.msg);
+        path[0] = '\0';
+        return NULL;
+    }
+    return path;
+}
+
+/* The image nerf_trainer_render makes (nerf render's renderer) of the viewer's orbit camera, as
+ * RGB bytes: w x h, vertical field of view 45 degrees, centre (0.5, 0.5, 0.5), up z. */
+static int nerf_expected(
+    uint8_t *rgb8, const char *snap, int64_t w, int64_t h, float az, float el, float dist) {
+    eng_err err = {0};
+    eng_ctx *ctx = NULL;
+    eng_ctx_params cp;
+    eng_ctx_params_init(&cp);
+    cp.threads = 2;
+    cp.threaded_scheduler = 0;
+    CHECK_OK(eng_ctx_create(&ctx, &cp, &err), &err);
+    nerf_trainer *t = NULL;
+    CHECK_OK(nerf_trainer_load(&t, ctx, snap, &err), &err);
+    float c2w[12];
+    const float center[3] = {0.5f, 0.5f, 0.5f};
+    vw_orbit_c2w(c2w, center, az, el, dist, VW_UP_Z);
+    nerf_intrinsics in = {0};
+    in.fy = (float)(h / 2.0 / tan(22.5 * PI_D / 180));
+    in.fx = in.fy;
+    in.cx = (float)w / 2;
+    in.cy = (float)h / 2;
+    float *rgb = malloc((size_t)(w * h * 3) * sizeof *rgb);
+    CHECK(rgb != NULL);
+    const float white[3] = {1, 1, 1};
+    CHECK_OK(nerf_trainer_render(t, rgb, NULL, c2w, &in, w, h, white, &err), &err);
+    for (int64_t i = 0; i < w * h * 3; i++) {
+        const float v = rgb[i] < 0 ? 0 : rgb[i] > 1 ? 1 : rgb[i];
+        rgb8[i] = (uint8_t)lrintf(v * 255.0f);
+    }
+    free(rgb);
+    nerf_trainer_destroy(t);
+    eng_ctx_destroy(ctx);
+    return 0;
+}
+
+static double psnr_u8(const uint8_t *a, const uint8_t *b, int64_t n) {
+    double se = 0;
+    for (int64_t i = 0; i < n; i++)
+        se += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return se == 0 ? 99.0 : 10 * log10(255.0 * 255.0 * (double)n / se);
+}
+
+/* The viewer's NeRF screenshot (headless or in a window) against nerf_trainer_render. */
+static int nerf_matches_render(const char *display) {
+    const char *snap = nerf_snapshot();
+    CHECK(snap != NULL);
+    char shot[600];
+    tmp_path(shot, sizeof shot, display ? "nerf_window.png" : "nerf_shot.png");
+    run_result *r = result_buf();
+    const char *hl[] = {"--headless",   "--validate",  "-W",    "96",     "-H",
+                        "72",           "--orbit-deg", "30,20", "--dist", "1.6",
+                        "--screenshot", shot,          snap,    NULL};
+    const char *wn[] = {"--validate",   "--no-overlay", "--frames",    "3",     "-W",     "96",
+                        "-H",           "72",           "--orbit-deg", "30,20", "--dist", "1.6",
+                        "--screenshot", shot,           snap,          NULL};
+    CHECK(run_viewer(r, display != NULL ? wn : hl, ENV_KEEP, display) == 0);
+    if (no_device(r)) {
+        return ENG_TEST_SKIP;
+    }
+    CHECK_EQ_I64(r->status, 0);
+    CHECK(strstr(r->err, "validation") == NULL);
+    CHECK_CONTAINS(r->out, "NeRF snapshot");
+    eng_image img = {0};
+    if (read_png(&img, shot, 3) != 0) return 1;
+    CHECK(img.width == 96 && img.height == 72);
+    static uint8_t want[96 * 72 * 3];
+    if (nerf_expected(want, snap, 96, 72, 30, 20, 1.6f) != 0) return 1;
+    const double psnr = psnr_u8(img.data, want, 96 * 72 * 3);
+    int64_t fg = 0; /* pixels that are not the white background: the scene is in view */
+    for (int64_t i = 0; i < 96 * 72; i++)
+        fg += want[3 * i] < 200 || want[3 * i + 1] < 200 || want[3 * i + 2] < 200;
+    fprintf(stderr, "  viewer vs nerf_trainer_render: PSNR %.1f dB; %lld scene pixels\n", psnr,
+            (long long)fg);
+    CHECK(fg > 200);
+    CHECK(psnr >= 45.0);
+    eng_image_free(&img);
+    return 0;
+}
+
+static int test_headless_nerf(void) {
+    return nerf_matches_render(NULL);
+}
+static int test_window_nerf(void) {
+    return in_window(nerf_matches_render);
+}
+
+/* Progressive refinement in-process: the first frame of a resting camera shows the coarse level
+ * (8x8 blocks at 480x360: 60x45 pixels <= 4096) and what 40 ms refine after it (blocks of 8 or
+ * 4: never the full 172,800 rays); more frames refine it to the full render. */
+static int test_nerf_progressive(void) {
+    const char *snap = nerf_snapshot();
+    CHECK(snap != NULL);
+    eng_err err = {0};
+    eng_ctx *ctx = NULL;
+    eng_ctx_params cp;
+    eng_ctx_params_init(&cp);
+    cp.threads = 2;
+    CHECK_OK(eng_ctx_create(&ctx, &cp, &err), &err);
+    vw_params p;
+    vw_params_init(&p);
+    p.headless = 1;
+    p.validate = 1;
+    p.width = 480;
+    p.height = 360;
+    p.quiet = 1;
+    p.orbit_set = 1;
+    p.az_deg = 30;
+    p.el_deg = 20;
+    p.dist = 1.6f;
+    char shot[600];
+    p.screenshot = tmp_path(shot, sizeof shot, "nerf_prog.png");
+    static uint8_t want[480 * 360 * 3];
+    if (nerf_expected(want, snap, 480, 360, 30, 20, 1.6f) != 0) return 1;
+    for (int run = 0; run < 2; run++) {
+        vw_mode mode;
+        CHECK_OK(vw_nerf_snapshot_mode_create(&mode, ctx, snap, 1, &err), &err);
+        p.frames = run == 0 ? 1 : 400;
+        vw_stats st;
+        const int rc = vw_run(&p, &mode, &st, &err);
+        vw_mode_destroy(&mode);
+        if (rc == ENG_E_DEVICE && strstr(err.msg, "no Vulkan device") != NULL) {
+            eng_ctx_destroy(ctx);
+            return ENG_TEST_SKIP;
+        }
+        CHECK_OK(rc, &err);
+        CHECK_EQ_I64(st.validation_messages, 0);
+        eng_image img = {0};
+        if (read_png(&img, shot, 3) != 0) return 1;
+        int blocks = 1;
+        for (int64_t y = 0; y < 360; y++)
+            for (int64_t x = 0; x < 480; x++)
+                blocks &= !memcmp(img.data + 3 * (y * 480 + x),
+                                  img.data + 3 * ((y & ~1) * 480 + (x & ~1)), 3);
+        const double psnr = psnr_u8(img.data, want, 480 * 360 * 3);
+        fprintf(stderr, "  %lld frames: %s, PSNR %.1f dB vs the full render\n", (long long)p.frames,
+                blocks ? "2x2 blocks" : "full resolution", psnr);
+        if (run == 0)
+            CHECK(blocks && psnr < 45.0);
+        else
+            CHECK(!blocks && psnr >= 45.0);
+        eng_image_free(&img);
+    }
+    eng_ctx_destroy(ctx);
+    return 0;
+}
+
+/* `nerf train --view` under Xvfb: the live mode shows the run (a window of the training images'
+ * size), the screenshot closes it, training stops at the next slice and writes its snapshot. */
+static int nerf_live_window(const char *display) {
+    eng_err err = {0};
+    eng_ctx *ctx = NULL;
+    eng_ctx_params cp;
+    eng_ctx_params_init(&cp);
+    cp.threads = 2;
+    CHECK_OK(eng_ctx_create(&ctx, &cp, &err), &err);
+    char dir[600], snap[600], shot[600];
+    tmp_path(dir, sizeof dir, "vw_live_scene");
+    tmp_path(snap, sizeof snap, "vw_live.nerf");
+    tmp_path(shot, sizeof shot, "vw_live.png");
+    remove(snap);
+    remove(shot);
+    nerf_scene_params sp;
+    nerf_scene_params_init(&sp);
+    sp.width = 24;
+    sp.height = 16;
+    sp.n_train = 12;
+    sp.n_test = 0;
+    CHECK_OK(nerf_scene_write(dir, &sp, ctx, &err), &err);
+    run_result *r = result_buf();
+    const char *args[] = {
+        "train",         dir,          "--steps", "1000000",           "--samples",
+        "4096",          "--snapshot", snap,      "--view-screenshot", shot,
+        "--view-frames", "4",          NULL};
+    CHECK(run_prog(r, VW_TEST_NERF, args, ENV_VALIDATE, display) == 0);
+    if (no_device(r) || strstr(r->err, "no Vulkan device found") != NULL) {
+        eng_ctx_destroy(ctx);
+        return ENG_TEST_SKIP;
+    }
+    CHECK_EQ_I64(r->status, 0);
+    CHECK(strstr(r->err, "validation") == NULL);
+    CHECK_CONTAINS(r->err, "viewer closed");
+    eng_image img = {0};
+    if (read_png(&img, shot, 3) != 0) return 1;
+    CHECK(img.width == 24 && img.height == 16);
+    eng_image_free(&img);
+    nerf_trainer *t = NULL;
+    CHECK_OK(nerf_trainer_load(&t, ctx, snap, &err), &err);
+    const int64_t steps = nerf_trainer_step_count(t);
+    fprintf(stderr, "  stopped at step %lld\n", (long long)steps);
+    CHECK(steps >= 1 && steps < 1000000);
+    nerf_trainer_destroy(t);
+    eng_ctx_destroy(ctx);
+    return 0;
+}
+
+static int test_window_nerf_live(void) {
+    return in_window(nerf_live_window);
+}
+
 /* ---- errors --------------------------------------------------------------------------------- */
 
 static int
@@ -759,7 +1020,7 @@ static int test_err_corrupt(void) {
 }
 
 static int test_err_nerf(void) {
-    /* a NeRF snapshot: recognised, not yet shown */
+    /* a file that says it is a NeRF snapshot but holds none of its tensors or metadata */
     char path[600];
     tmp_path(path, sizeof path, "scene.nerf");
     const float x[2] = {1, 2};
@@ -774,7 +1035,7 @@ static int test_err_nerf(void) {
     eng_err err = {0};
     CHECK_OK(eng_safetensors_write(path, &e, 1, &md, 1, &err), &err);
     const char *args[] = {"--headless", "--validate", path, NULL};
-    return expect_fail(args, ENV_KEEP, 1, "scene.nerf", "not yet supported");
+    return expect_fail(args, ENV_KEEP, 1, "scene.nerf", "metadata");
 }
 
 static int test_err_flags(void) {
@@ -816,6 +1077,10 @@ static const eng_test_case cases[] = {
     {"headless_overlay", test_headless_overlay},
     {"window_image", test_window_image},
     {"window_mesh", test_window_mesh},
+    {"headless_nerf", test_headless_nerf},
+    {"window_nerf", test_window_nerf},
+    {"nerf_progressive", test_nerf_progressive},
+    {"window_nerf_live", test_window_nerf_live},
     {"err_missing", test_err_missing},
     {"err_corrupt", test_err_corrupt},
     {"err_nerf", test_err_nerf},

@@ -6,10 +6,12 @@
 if(ENG_VIEWER)
   eng_test_exe(test_viewer test_viewer.c)
   target_link_libraries(test_viewer PRIVATE viewer_lib nerf_lib)
-  target_compile_definitions(test_viewer PRIVATE VW_TEST_VIEWER="$<TARGET_FILE:viewer>")
-  add_dependencies(test_viewer viewer)
+  target_compile_definitions(test_viewer PRIVATE VW_TEST_VIEWER="$<TARGET_FILE:viewer>"
+                             VW_TEST_NERF="$<TARGET_FILE:nerf>")
+  add_dependencies(test_viewer viewer nerf)
   set(VW_TEST_CASES ply_ascii ply_nerf ply_errors hook_texture headless_image headless_mesh
-      headless_depth headless_overlay window_image window_mesh err_missing err_corrupt err_nerf
+      headless_depth headless_overlay window_image window_mesh headless_nerf window_nerf
+      nerf_progressive window_nerf_live err_missing err_corrupt err_nerf
       err_flags err_no_display err_no_device)
   eng_test_cases(test_viewer viewer viewer ${VW_TEST_CASES})
   foreach(c ${VW_TEST_CASES})
@@ -20,7 +22,7 @@ if(ENG_VIEWER)
   file(GLOB VW_PUBLIC_HEADERS ${CMAKE_SOURCE_DIR}/viewer/*.h)
   add_test(NAME viewer.headers.standalone
     COMMAND ${CMAKE_COMMAND} "-DHEADERS=${VW_PUBLIC_HEADERS}" -DCC=${CMAKE_C_COMPILER}
-            "-DINCLUDES=${CMAKE_SOURCE_DIR}/engine;${CMAKE_BINARY_DIR}/engine;${CMAKE_SOURCE_DIR}/viewer"
+            "-DINCLUDES=${CMAKE_SOURCE_DIR}/engine;${CMAKE_BINARY_DIR}/engine;${CMAKE_SOURCE_DIR}/nerf;${CMAKE_SOURCE_DIR}/viewer"
             -P ${CMAKE_CURRENT_SOURCE_DIR}/scripts/headers_standalone.cmake)
   set_tests_properties(viewer.headers.standalone PROPERTIES LABELS "viewer" TIMEOUT 120)
 endif()

@@ -1,5 +1,5 @@
 /* viewer_main.c: the `viewer` command: picks a mode from the file's contents (PNG/JPEG -> image,
- * PLY -> mesh, NeRF snapshot -> NeRF, not yet), parses the flags and runs vw_run.
+ * PLY -> mesh, NeRF snapshot -> NeRF), parses the flags and runs vw_run.
  * Exit status: 0 done, 1 error (file, device, display), 2 bad flags, 3 Vulkan validation
  * messages were reported (with --validate or ENG_VK_VALIDATE=1). */
 #define _POSIX_C_SOURCE 200809L
@@ -13,13 +13,15 @@
 #include "vw.h"
 #include "vw_image.h"
 #include "vw_mesh.h"
+#include "vw_nerf.h"
 
 static const char usage[] =
     "usage: viewer [options] FILE\n"
     "\n"
     "Shows a PNG or JPEG (image mode: gen's output, its parameters in the title), a PLY mesh\n"
-    "(mesh mode: nerf mesh's output, lit, vertex colours) in a Vulkan window, or renders it\n"
-    "offscreen with --headless.\n"
+    "(mesh mode: nerf mesh's output, lit, vertex colours) or a NeRF snapshot (NeRF mode: views\n"
+    "rendered by the engine, coarse while the camera moves, refined while it rests) in a\n"
+    "Vulkan window, or renders it offscreen with --headless. Live training: nerf train --view.\n"
     "\n"
     "  --headless            no window, no display needed (use with --screenshot)\n"
     "  --screenshot FILE     save the frame as a PNG after --frames frames and exit\n"
@@ -29,12 +31,14 @@ static const char usage[] =
     "  --orbit-deg AZ,EL     camera azimuth and elevation in degrees (default 30,20)\n"
     "  --dist D              camera distance from the centre (default: fit the mesh)\n"
     "  --fov DEG             vertical field of view (default 45)\n"
-    "  --up x|y|z            the mesh's up axis (default z for nerf meshes, else y)\n"
+    "  --up x|y|z            the scene's up axis (default z for nerf meshes and snapshots,\n"
+    "                        else y)\n"
     "  --overlay, --no-overlay  the fps / info readout (default: on in a window, off headless)\n"
     "  --gpu N               Vulkan device index (default: discrete > integrated > CPU)\n"
     "  --validate            Vulkan validation layers; any message makes the exit status 3\n"
     "                        (also ENG_VK_VALIDATE=1)\n"
-    "  --depth               start in the depth view (mesh mode; Tab toggles)\n"
+    "  --depth               start in the depth view (mesh and NeRF modes; Tab toggles)\n"
+    "  --threads N           CPU threads for NeRF rendering (default: all)\n"
     "  --quiet               no information lines on stdout\n"
     "\n"
     "Keys: left drag orbit, right/middle drag pan, scroll zoom, W A S D fly, Q E down / up,\n"
@@ -79,7 +83,7 @@ int main(int argc, char **argv) {
     if (rc >= 0) return rc;
     vw_params p;
     vw_params_init(&p);
-    int64_t frames = 1, width = 0, height = 0, gpu = -1;
+    int64_t frames = 1, width = 0, height = 0, gpu = -1, threads = 0;
     double dist = 0, fov = 45;
     int headless = 0, validate = 0, ov_on = 0, ov_off = 0, quiet = 0, depth = 0;
     const char *shot = NULL, *orbit = NULL, *up = NULL;
@@ -101,6 +105,7 @@ int main(int argc, char **argv) {
         {"--validate", NULL, ENG_CLI_FLAG, &validate, 0, 0},
         {"--quiet", NULL, ENG_CLI_FLAG, &quiet, 0, 0},
         {"--depth", NULL, ENG_CLI_FLAG, &depth, 0, 0},
+        {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
     };
     eng_err err = {0};
     rc = eng_cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), pos, 1, &n_pos, &err);
@@ -157,38 +162,35 @@ int main(int argc, char **argv) {
     if (sniff(&kind, path) != 0) return 1;
     vw_mode mode;
     memset(&mode, 0, sizeof mode);
+    eng_ctx *ctx = NULL; /* NeRF mode's engine */
     switch (kind) {
     case FILE_IMAGE: rc = vw_image_mode_create(&mode, path, &err); break;
     case FILE_PLY: rc = vw_mesh_mode_create(&mode, path, up_axis, &err); break;
-    case FILE_SAFETENSORS: {
-        /* THE HOOK for the NeRF modes: a snapshot (metadata format "engine-nerf-1") becomes a
-         * vw_mode whose frame() renders view->c2w with nerf_trainer_render into an RGBA8
-         * texture (low resolution while view->moving, refined while it rests, `again` until
-         * done). Until then: say so. */
-        eng_safetensors *st = NULL;
-        rc = eng_safetensors_open(&st, path, &err);
-        if (rc == ENG_OK) {
-            const char *fmt = eng_safetensors_metadata_get(st, "format");
-            if (fmt != NULL && strcmp(fmt, "engine-nerf-1") == 0)
-                rc = eng_err_set(&err, ENG_E_UNSUPPORTED,
-                                 "%s: NeRF snapshots are not yet supported by the viewer (render "
-                                 "views with nerf render)",
-                                 path);
-            else
-                rc = eng_err_set(&err, ENG_E_FORMAT,
-                                 "%s: a safetensors file but not a NeRF snapshot (metadata "
-                                 "format \"%s\", expected \"engine-nerf-1\")",
-                                 path, fmt != NULL ? fmt : "");
-            eng_safetensors_close(st);
+    case FILE_SAFETENSORS:
+        if (vw_nerf_is_snapshot(path)) {
+            /* NeRF mode: frames rendered by the engine; progressive in an interactive window,
+             * the whole view at full resolution per frame for a screenshot. */
+            eng_ctx_params cp;
+            eng_ctx_params_init(&cp);
+            cp.threads = (int)threads;
+            rc = eng_ctx_create(&ctx, &cp, &err);
+            if (rc == ENG_OK)
+                rc = vw_nerf_snapshot_mode_create(&mode, ctx, path, shot == NULL, &err);
+            if (rc == ENG_OK && up_axis >= 0) mode.up = (vw_up)up_axis;
+        } else {
+            rc = eng_err_set(&err, ENG_E_FORMAT,
+                             "%s: a safetensors file but not a NeRF snapshot (no metadata "
+                             "format \"engine-nerf-1\")",
+                             path);
         }
         break;
-    }
     default:
         rc = eng_err_set(&err, ENG_E_FORMAT,
                          "%s: not a PNG, JPEG, PLY or NeRF snapshot (unknown first bytes)", path);
     }
     if (rc != ENG_OK) {
         fprintf(stderr, "viewer: %s\n", err.msg);
+        eng_ctx_destroy(ctx);
         return 1;
     }
     const char *params = vw_image_mode_parameters(&mode);
@@ -197,6 +199,7 @@ int main(int argc, char **argv) {
     vw_stats stats;
     rc = vw_run(&p, &mode, &stats, &err);
     vw_mode_destroy(&mode);
+    eng_ctx_destroy(ctx);
     if (rc != ENG_OK) fprintf(stderr, "viewer: %s\n", err.msg);
     if (stats.validation_messages > 0) {
         fprintf(stderr, "viewer: %lld Vulkan validation messages\n",
