@@ -1,5 +1,5 @@
-/* nerf_cmd.c: the `nerf` commands (nerf_cmd.h). Everything runs on the CPU trainer
- * (nerf_train.h); --device cuda is refused until the CUDA trainer is wired. */
+/* nerf_cmd.c: the `nerf` commands (nerf_cmd.h) on the trainer (nerf_train.h); --device cuda
+ * (train, eval, render, bench) moves it to the first CUDA device (nerf_train_cuda.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "nerf_cmd.h"
 
@@ -13,8 +13,10 @@
 
 #include "eng.h"
 #include "eng_bench.h"
+#include "eng_cuda.h"
 #include "nerf.h"
 #include "nerf_train.h"
+#include "nerf_train_cuda.h"
 
 /* ---- shared helpers ------------------------------------------------------------------------- */
 
@@ -26,11 +28,8 @@ typedef struct cmd_env {
 static int env_open(cmd_env *e, int64_t threads, const char *device) {
     eng_ctx_params cp;
     memset(e, 0, sizeof *e);
-    if (device != NULL && strcmp(device, "cpu") != 0) {
-        fprintf(stderr,
-                "nerf: --device %s: only the CPU trainer is wired in this version (the CUDA "
-                "kernels are being brought up)\n",
-                device);
+    if (device != NULL && strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) {
+        fprintf(stderr, "nerf: --device %s: expected cpu or cuda\n", device);
         return 2;
     }
     eng_ctx_params_init(&cp);
@@ -43,7 +42,18 @@ static int env_open(cmd_env *e, int64_t threads, const char *device) {
         fprintf(stderr, "nerf: %s\n", e->err.msg);
         return 1;
     }
+    if (device != NULL && strcmp(device, "cuda") == 0 &&
+        eng_cuda_attach(e->ctx, 0, 0, &e->err) != ENG_OK) {
+        fprintf(stderr, "nerf: --device cuda: %s\n", e->err.msg);
+        eng_ctx_destroy(e->ctx);
+        e->ctx = NULL;
+        return 1;
+    }
     return 0;
+}
+
+static eng_device_kind device_kind(const char *device) {
+    return device != NULL && strcmp(device, "cuda") == 0 ? ENG_DEVICE_CUDA : ENG_DEVICE_CPU;
 }
 
 static int mkdir_p(const char *dir) {
@@ -244,7 +254,7 @@ static const char train_usage[] =
     "                      folder); written atomically every --snapshot-every steps (default 500)\n"
     "                      and at the end\n"
     "  --resume            continue from the snapshot: the same run as one without a break\n"
-    "  --samples N         samples per step (default 65536)\n"
+    "  --samples N         samples per step (default 65536; 262144 with --device cuda)\n"
     "  --contract MODE     Mip-NeRF 360 style contraction of the space beyond the aabb_scale\n"
     "                      box, for unbounded scenes: the background is learned out to 64\n"
     "                      times the box's size instead of being cut at the box. auto\n"
@@ -285,7 +295,7 @@ static void default_snapshot(char *out, size_t cap, const char *scene) {
 
 int nerf_cmd_train(int argc, char **argv) {
     const char *scene = NULL, *snapshot = NULL, *device = "cpu", *contract = "auto";
-    int64_t steps = -1, every = 500, threads = 0, samples = 1 << 16, seed = 1, holdout = 0;
+    int64_t steps = -1, every = 500, threads = 0, samples = 0, seed = 1, holdout = 0;
     int64_t view_frames = 1;
     double seconds = 0;
     int resume = 0, status = 1, n_pos = 0, view = 0;
@@ -349,7 +359,8 @@ int nerf_cmd_train(int argc, char **argv) {
     struct stat sb;
     if (resume && stat(snapshot, &sb) == 0) {
         if (nerf_trainer_load(&t, e.ctx, snapshot, &e.err) != ENG_OK ||
-            nerf_trainer_set_dataset(t, ds, &e.err) != ENG_OK)
+            nerf_trainer_set_dataset(t, ds, &e.err) != ENG_OK ||
+            nerf_trainer_set_device(t, device_kind(device), &e.err) != ENG_OK)
             goto fail;
         fprintf(stderr, "nerf train: resuming %s at step %lld\n", snapshot,
                 (long long)nerf_trainer_step_count(t));
@@ -357,7 +368,10 @@ int nerf_cmd_train(int argc, char **argv) {
         if (resume) fprintf(stderr, "nerf train: no snapshot %s yet: starting fresh\n", snapshot);
         nerf_train_params tp;
         nerf_train_params_init(&tp);
-        tp.target_samples = samples;
+        tp.device = device_kind(device);
+        tp.target_samples = samples > 0                    ? samples
+                            : tp.device == ENG_DEVICE_CUDA ? NERF_CUDA_TARGET_SAMPLES
+                                                           : tp.target_samples;
         tp.seed = (uint64_t)seed;
         tp.field.contract = contract_mode;
         tp.holdout = holdout;
@@ -429,17 +443,18 @@ done:
 
 static const char eval_usage[] =
     "usage: nerf eval SNAPSHOT --transforms FILE [--out DIR] [--every K | --holdout K]\n"
-    "                 [--threads N]\n"
+    "                 [--device cpu|cuda] [--threads N]\n"
     "Renders every view of FILE on white and prints per-view and mean PSNR and SSIM\n"
     "(11x11 Gaussian, the NeRF papers' constants); --out writes the renders and\n"
     "metrics.json; --every K evaluates views 0, K, 2K, ... only (quicker on a CPU);\n"
     "--holdout K is the same set: the views `nerf train --holdout K` did not train on.\n";
 
 int nerf_cmd_eval(int argc, char **argv) {
-    const char *snap = NULL, *transforms = NULL, *out = NULL;
+    const char *snap = NULL, *transforms = NULL, *out = NULL, *device = "cpu";
     int64_t threads = 0, every = 1, holdout = 0;
     int n_pos = 0;
     const eng_cli_opt opts[] = {
+        {"--device", NULL, ENG_CLI_STR, &device, 0, 0},
         {"--transforms", NULL, ENG_CLI_STR, &transforms, 0, 0},
         {"--out", NULL, ENG_CLI_STR, &out, 0, 0},
         {"--every", NULL, ENG_CLI_INT, &every, 1, 1e6},
@@ -461,13 +476,14 @@ int nerf_cmd_eval(int argc, char **argv) {
         return 2;
     }
     cmd_env e;
-    int st = env_open(&e, threads, "cpu");
+    int st = env_open(&e, threads, device);
     if (st != 0) return st;
     nerf_trainer *t = NULL;
     nerf_dataset *ds = NULL;
     double psnr = 0, ssim = 0;
     int status = 1;
     if (nerf_trainer_load(&t, e.ctx, snap, &e.err) != ENG_OK ||
+        nerf_trainer_set_device(t, device_kind(device), &e.err) != ENG_OK ||
         load_dataset(&ds, e.ctx, transforms, "test", &e.err) != ENG_OK ||
         evaluate(t, ds, out, every, 1, &psnr, &ssim, &e.err) != ENG_OK) {
         fprintf(stderr, "nerf eval: %s\n", e.err.msg);
@@ -589,17 +605,18 @@ done:
 
 static const char render_usage[] =
     "usage: nerf render SNAPSHOT (--transforms FILE | --orbit N) [-W W -H H]\n"
-    "                   [--radius R] [--no-depth] -o DIR|video.mp4\n"
+    "                   [--radius R] [--no-depth] [--device cpu|cuda] -o DIR|video.mp4\n"
     "Renders a dataset's views or N views on a circle around the scene (30 degrees\n"
     "up) on white: DIR gets frame_NNNN.png and depth_NNNN.png (near is bright); a\n"
     "name ending in .mp4 makes a 30 fps video with ffmpeg.\n";
 
 int nerf_cmd_render(int argc, char **argv) {
-    const char *snap = NULL, *transforms = NULL, *out = NULL;
+    const char *snap = NULL, *transforms = NULL, *out = NULL, *device = "cpu";
     int64_t orbit = 0, w = 800, h = 800, threads = 0;
     double radius = 0;
     int no_depth = 0, n_pos = 0;
     const eng_cli_opt opts[] = {
+        {"--device", NULL, ENG_CLI_STR, &device, 0, 0},
         {"--transforms", NULL, ENG_CLI_STR, &transforms, 0, 0},
         {"-o", "--out", ENG_CLI_STR, &out, 0, 0},
         {"--orbit", NULL, ENG_CLI_INT, &orbit, 1, 100000},
@@ -618,12 +635,13 @@ int nerf_cmd_render(int argc, char **argv) {
         return 2;
     }
     cmd_env e;
-    int st = env_open(&e, threads, "cpu");
+    int st = env_open(&e, threads, device);
     if (st != 0) return st;
     nerf_trainer *t = NULL;
     nerf_dataset *ds = NULL;
     int status = 1;
     if (nerf_trainer_load(&t, e.ctx, snap, &e.err) == ENG_OK &&
+        nerf_trainer_set_device(t, device_kind(device), &e.err) == ENG_OK &&
         (transforms == NULL || load_dataset(&ds, e.ctx, transforms, "test", &e.err) == ENG_OK)) {
         const nerf_field_params *fp = &nerf_trainer_get_params(t)->field;
         /* the scene box's side (contracted: grid.aabb_scale is the contracted cube's) */
@@ -816,15 +834,16 @@ done:
 /* ---- bench ---------------------------------------------------------------------------------- */
 
 static const char bench_usage[] =
-    "usage: nerf bench [--scene DIR] [--steps 100] [--threads N]\n"
+    "usage: nerf bench [--scene DIR] [--steps 100] [--device cpu|cuda] [--threads N]\n"
     "Times training (rays/s, samples/s) on a scene (default: the built-in one at\n"
     "128x128) after a 50-step warm-up, then the time of one 1920x1080 render.\n";
 
 int nerf_cmd_bench(int argc, char **argv) {
-    const char *scene_arg = NULL;
+    const char *scene_arg = NULL, *device = "cpu";
     int64_t steps = 100, threads = 0;
     int n_pos = 0;
     const eng_cli_opt opts[] = {
+        {"--device", NULL, ENG_CLI_STR, &device, 0, 0},
         {"--scene", NULL, ENG_CLI_STR, &scene_arg, 0, 0},
         {"--steps", NULL, ENG_CLI_INT, &steps, 1, 1e6},
         {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
@@ -832,7 +851,7 @@ int nerf_cmd_bench(int argc, char **argv) {
     const int pr = parse_cmd("bench", bench_usage, argc, argv, opts, N_OPTS(opts), NULL, 0, &n_pos);
     if (pr >= 0) return pr;
     cmd_env e;
-    int st = env_open(&e, threads, "cpu");
+    int st = env_open(&e, threads, device);
     if (st != 0) return st;
     char scene[4200];
     nerf_dataset *ds = NULL;
@@ -851,6 +870,8 @@ int nerf_cmd_bench(int argc, char **argv) {
     if (load_dataset(&ds, e.ctx, scene_arg, "train", &e.err) != ENG_OK) goto fail;
     nerf_train_params tp;
     nerf_train_params_init(&tp);
+    tp.device = device_kind(device);
+    if (tp.device == ENG_DEVICE_CUDA) tp.target_samples = NERF_CUDA_TARGET_SAMPLES;
     if (nerf_trainer_create(&t, e.ctx, ds, &tp, &e.err) != ENG_OK) goto fail;
     for (int i = 0; i < 50; i++)
         if (nerf_trainer_step(t, NULL, &e.err) != ENG_OK) goto fail;
@@ -862,7 +883,9 @@ int nerf_cmd_bench(int argc, char **argv) {
         rays += (double)s.rays, samples += (double)s.samples;
     }
     const double dt = eng_bench_now_s() - t0;
-    printf("nerf bench: %s, %d threads (CPU)\n", scene_arg, eng_ctx_threads(e.ctx));
+    char dev_name[256] = "CPU";
+    if (tp.device == ENG_DEVICE_CUDA) eng_cuda_describe(dev_name, sizeof dev_name);
+    printf("nerf bench: %s, %d threads (%s)\n", scene_arg, eng_ctx_threads(e.ctx), dev_name);
     printf("training: %lld steps in %.2f s: %.0f rays/s, %.0f samples/s, %.1f ms/step\n",
            (long long)steps, dt, rays / dt, samples / dt, 1000.0 * dt / (double)steps);
     const int64_t w = 1920, h = 1080;

@@ -10,6 +10,7 @@
 #include "eng_bench.h"
 #include "eng_philox_math.h"
 #include "nerf_adam.h"
+#include "nerf_train_cuda.h"
 
 enum {
     FIELD_CHUNK = 1 << 16, /* points per field call when nothing is kept for a backward pass */
@@ -39,7 +40,9 @@ struct nerf_trainer {
     float *sigma, *rgb, *d_sigma, *d_rgb;
     int64_t cap_samples;
     float *scratch;
-    int64_t cap_scratch; /* floats */
+    int64_t cap_scratch;    /* floats */
+    nerf_cuda_trainer *dev; /* training on CUDA: the state lives there (nerf_trainer_set_device) */
+    int host_stale;         /* the device has stepped since the CPU model was last synced */
 };
 
 void nerf_train_params_init(nerf_train_params *p) {
@@ -56,6 +59,7 @@ void nerf_train_params_init(nerf_train_params *p) {
     p->field.inner_radius = 0.0f; /* auto: aabb_scale / 2 */
     p->far = 0.0f;                /* auto: 64 inner radii */
     p->holdout = 0;
+    p->device = ENG_DEVICE_CPU;
 }
 
 /* ---- buffers ----------------------------------------------------------------------------------- */
@@ -222,11 +226,17 @@ int nerf_trainer_create(nerf_trainer **out,
         return rc;
     if ((rc = new_trainer(out, ctx, p, nerf_dataset_aabb_scale(ds), err)) != ENG_OK) return rc;
     (*out)->ds = ds;
-    return ENG_OK;
+    if (p->device != ENG_DEVICE_CPU &&
+        (rc = nerf_trainer_set_device(*out, p->device, err)) != ENG_OK) {
+        nerf_trainer_destroy(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void nerf_trainer_destroy(nerf_trainer *t) {
     if (t == NULL) return;
+    nerf_cuda_trainer_destroy(t->dev);
     nerf_samples_free(&t->samples);
     free(t->o), free(t->d), free(t->target), free(t->bg), free(t->color), free(t->d_color);
     free(t->opacity), free(t->depth_buf);
@@ -246,8 +256,34 @@ int nerf_trainer_set_dataset(nerf_trainer *t, const nerf_dataset *ds, eng_err *e
         const int rc = check_frames(&t->p, ds, "nerf_trainer_set_dataset", err);
         if (rc != ENG_OK) return rc;
     }
+    if (t->dev != NULL) {
+        const int rc = nerf_cuda_trainer_set_dataset(t->dev, ds, err);
+        if (rc != ENG_OK) return rc;
+    }
     t->ds = ds;
     return ENG_OK;
+}
+
+int nerf_trainer_sync(nerf_trainer *t, eng_err *err) {
+    if (t->dev == NULL || !t->host_stale) return ENG_OK;
+    const int rc = nerf_cuda_trainer_download(t->dev, t->field, t->adam, t->grid, err);
+    if (rc == ENG_OK) t->host_stale = 0;
+    return rc;
+}
+
+int nerf_trainer_set_device(nerf_trainer *t, eng_device_kind device, eng_err *err) {
+    int rc = ENG_OK;
+    if (device == ENG_DEVICE_CUDA) {
+        if (t->dev == NULL)
+            rc = nerf_cuda_trainer_create(&t->dev, t->ctx, t->field, t->adam, t->grid, t->ds, &t->p,
+                                          err);
+    } else if (t->dev != NULL) {
+        if ((rc = nerf_trainer_sync(t, err)) != ENG_OK) return rc;
+        nerf_cuda_trainer_destroy(t->dev);
+        t->dev = NULL;
+    }
+    if (rc == ENG_OK) t->p.device = device;
+    return rc;
 }
 
 int64_t nerf_trainer_step_count(const nerf_trainer *t) {
@@ -269,7 +305,8 @@ const nerf_march_params *nerf_trainer_march_params(const nerf_trainer *t) {
 /* ---- the field in chunks ----------------------------------------------------------------------- */
 
 int nerf_trainer_density(nerf_trainer *t, float *sigma, const float *pos, int64_t n, eng_err *err) {
-    int rc = ensure_samples(t, n < FIELD_CHUNK ? n : FIELD_CHUNK, err);
+    int rc = nerf_trainer_sync(t, err);
+    if (rc == ENG_OK) rc = ensure_samples(t, n < FIELD_CHUNK ? n : FIELD_CHUNK, err);
     for (int64_t b = 0; rc == ENG_OK && b < n; b += FIELD_CHUNK) {
         const int64_t m = n - b < FIELD_CHUNK ? n - b : FIELD_CHUNK;
         rc = nerf_field_fwd(t->field, t->s, sigma + b, NULL, pos + 3 * b, NULL, m, t->scratch, err);
@@ -304,7 +341,8 @@ int nerf_trainer_color(
     nerf_trainer *t, float *rgb, const float *pos, const float *dir, int64_t n, eng_err *err) {
     float *sigma = (float *)malloc((size_t)(n > 0 ? n : 1) * sizeof *sigma);
     if (sigma == NULL) return eng_err_set(err, ENG_E_OOM, "nerf_trainer_color: out of memory");
-    const int rc = field_eval(t, sigma, rgb, pos, dir, n, err);
+    int rc = nerf_trainer_sync(t, err);
+    if (rc == ENG_OK) rc = field_eval(t, sigma, rgb, pos, dir, n, err);
     free(sigma);
     return rc;
 }
@@ -358,6 +396,12 @@ int nerf_trainer_step(nerf_trainer *t, nerf_step_stats *st, eng_err *err) {
     eng_pool *pool = eng_ctx_pool(t->ctx);
     if (t->ds == NULL)
         return eng_err_set(err, ENG_E_INVALID_ARG, "nerf_trainer_step: no dataset attached");
+    if (t->dev != NULL) { /* the same step on the device */
+        if ((rc = nerf_cuda_trainer_step(t->dev, t->step, &t->rays, st, err)) != ENG_OK) return rc;
+        t->step++;
+        t->host_stale = 1;
+        return ENG_OK;
+    }
     if (t->step % t->p.occ_every == 0 &&
         (rc = nerf_occgrid_update(t->grid, t->step, occ_density, t, err)) != ENG_OK)
         return rc;
@@ -494,6 +538,7 @@ int nerf_trainer_render(nerf_trainer *t,
         return eng_err_set(err, ENG_E_INVALID_ARG,
                            "nerf_trainer_render: %lldx%lld pixels, focal %g %g", (long long)w,
                            (long long)h, (double)in->fx, (double)in->fy);
+    if (t->dev != NULL) return nerf_cuda_trainer_render(t->dev, rgb, depth, c2w, in, w, h, bg, err);
     cam_job cj = {NULL, NULL, c2w, in, NULL, 0, w, 0};
     return render_rays(t, rgb, depth, &cj, w * h, bg, err);
 }
@@ -508,6 +553,8 @@ int nerf_trainer_render_frame(nerf_trainer *t,
     if (frame < 0 || frame >= nerf_dataset_count(ds))
         return eng_err_set(err, ENG_E_INVALID_ARG, "nerf_trainer_render_frame: frame %lld of %lld",
                            (long long)frame, (long long)nerf_dataset_count(ds));
+    if (t->dev != NULL)
+        return nerf_cuda_trainer_render_frame(t->dev, rgb, depth, ds, frame, bg, err);
     cam_job cj = {NULL, NULL, NULL, NULL, ds, frame, nerf_dataset_width(ds), 0};
     return render_rays(t, rgb, depth, &cj, nerf_dataset_width(ds) * nerf_dataset_height(ds), bg,
                        err);
@@ -521,6 +568,8 @@ typedef struct meta_item {
 } meta_item;
 
 int nerf_trainer_save(nerf_trainer *t, const char *path, eng_err *err) {
+    const int sync_rc = nerf_trainer_sync(t, err);
+    if (sync_rc != ENG_OK) return sync_rc;
     const nerf_train_params *p = &t->p;
     const nerf_hashgrid_params *g = &p->field.grid;
     const nerf_occgrid_params *gp = nerf_occgrid_get_params(t->grid);

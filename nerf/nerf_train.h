@@ -65,8 +65,9 @@ typedef struct nerf_train_params {
     uint64_t seed;           /* rays, backgrounds, grid updates: 1 */
     /* field.contract: NERF_CONTRACT_AUTO (the default here), 0 or 1; field.inner_radius: 0 here
      * (auto: aabb_scale / 2, the scene box: space beyond it is contracted instead of cut) */
-    float far;       /* contraction: half side of the marched cube, model units; 0: 64 r */
-    int64_t holdout; /* 0, or K >= 2: frames 0, K, 2K, ... are not trained on */
+    float far;              /* contraction: half side of the marched cube, model units; 0: 64 r */
+    int64_t holdout;        /* 0, or K >= 2: frames 0, K, 2K, ... are not trained on */
+    eng_device_kind device; /* ENG_DEVICE_CPU, or ENG_DEVICE_CUDA (nerf_trainer_set_device) */
 } nerf_train_params;
 void nerf_train_params_init(nerf_train_params *p);
 
@@ -105,6 +106,16 @@ nerf_field *nerf_trainer_field(nerf_trainer *t);
 nerf_occgrid *nerf_trainer_occgrid(nerf_trainer *t);
 /* The marching parameters the trainer uses (contracted or not: a device twin must march alike). */
 const nerf_march_params *nerf_trainer_march_params(const nerf_trainer *t);
+
+/* Moves training and rendering to `device`: ENG_DEVICE_CUDA uploads the model (and the attached
+ * dataset) to the context's CUDA device (nerf_train_cuda.h; the CUDA trainer then owns the
+ * current state), ENG_DEVICE_CPU brings it back. The CPU model (nerf_trainer_field, _occgrid)
+ * is brought up to date by nerf_trainer_sync, and by save, density and color themselves.
+ * Errors: ENG_E_INVALID_ARG (no CUDA attached), ENG_E_UNSUPPORTED (built without CUDA, the
+ * scene contraction), ENG_E_OOM, ENG_E_DEVICE. */
+int nerf_trainer_set_device(nerf_trainer *t, eng_device_kind device, eng_err *err);
+/* Copies the device's state into the CPU model when it is newer (no-op on the CPU). */
+int nerf_trainer_sync(nerf_trainer *t, eng_err *err);
 
 /* One training step. Errors: ENG_E_INVALID_ARG (no dataset), ENG_E_OOM, those of the parts. */
 int nerf_trainer_step(nerf_trainer *t, nerf_step_stats *stats, eng_err *err);

@@ -1,14 +1,18 @@
 # nerf/nerf_cuda.h: the NeRF CUDA kernels against their CPU twins (tests/test_nerf_cuda.c).
 # "layout" (cpu) runs in every build: the device field's parameter layout and the scratch sizes,
-# and, without CUDA, the launchers' ENG_E_UNSUPPORTED. The kernel cases (gpu) exit 77 (SKIP)
+# and, without CUDA, the launchers' ENG_E_UNSUPPORTED; "train_math" (cpu) the maths the device
+# trainer shares with its twins (nerf_train_math.h). The kernel cases (gpu) exit 77 (SKIP)
 # without a device.
 eng_test_exe(test_nerf_cuda test_nerf_cuda.c)
 target_link_libraries(test_nerf_cuda PRIVATE nerf_lib)
-eng_test_cases(test_nerf_cuda nerf.cuda cpu layout)
+eng_test_cases(test_nerf_cuda nerf.cuda cpu layout train_math)
 if(ENG_CUDA)
   set(NERF_CUDA_TEST_CASES
-    grid_fwd grid_bwd sh mlp field march composite adam occgrid errors)
+    grid_fwd grid_bwd sh mlp field march composite adam occgrid errors train_rays cam_rays l2
+    trainer)
   eng_test_cases(test_nerf_cuda nerf.cuda gpu ${NERF_CUDA_TEST_CASES})
+  # the trainer case trains the CPU and the CUDA trainers for 300 steps each
+  set_tests_properties(nerf.cuda.trainer PROPERTIES TIMEOUT 900)
   # As tests/cuda.cmake: the CUDA driver maps memory in ASan's shadow gap and keeps allocations
   # for the life of the process.
   if(ENG_SANITIZE MATCHES "address")

@@ -21,6 +21,14 @@
  *   occgrid        three occupancy updates (two in warm-up, then random + occupied picks): the
  *                  same values and bits
  *   errors         bad arguments are named errors, not crashes
+ *   train_math     (cpu) nerf_train_math.h: camera rays against nerf_dataset_ray (distortion
+ *                  included), the schedule, picks, targets; without CUDA the trainer refuses
+ *   train_rays     training rays with targets and backgrounds (holdout too), n = 1 and 70001
+ *   cam_rays       camera rays, pinhole and distorted
+ *   l2             the loss's gradient (exact) and its f64 sum
+ *   trainer        the device trainer against the CPU trainer on the procedural scene at 32x32,
+ *                  300 steps each (ENG_NERF_STEPS overrides; then only the render agreement is
+ *                  checked): test PSNR, their agreement, download and rendering
  * Every gpu case exits 77 (SKIP) without a CUDA device. Device buffers come from the engine's
  * CUDA allocator with GUARD canary bytes after each, checked on every download. */
 #include <inttypes.h>
@@ -31,18 +39,25 @@
 #include <string.h>
 
 #include "eng.h"
+#include "eng_bench.h"
 #include "eng_cuda.h"
 #include "eng_test.h"
 #include "eng_test_compare.h"
 #include "eng_test_ctx.h"
 #include "nerf_adam.h"
 #include "nerf_cuda.h"
+#include "nerf_data.h"
 #include "nerf_field.h"
 #include "nerf_hashgrid.h"
+#include "nerf_metrics.h"
 #include "nerf_mlp.h"
 #include "nerf_occgrid.h"
 #include "nerf_render.h"
+#include "nerf_scene.h"
 #include "nerf_sh.h"
+#include "nerf_train.h"
+#include "nerf_train_cuda.h"
+#include "nerf_train_math.h"
 
 enum { GUARD = 256, MAX_BUFS = 96 };
 
@@ -1125,14 +1140,420 @@ static int test_errors(void) {
     return 0;
 }
 
+/* ---- the training step's kernels and the device trainer (nerf_train_cuda.h) ------------------ */
+
+/* A 2-frame transforms.json with lens distortion (parsed only: cameras, no pixels). */
+static const char DISTORTED_JSON[] =
+    "{\"fl_x\": 30.5, \"fl_y\": 29.0, \"cx\": 17.2, \"cy\": 14.9, \"w\": 37, \"h\": 29,"
+    " \"k1\": -0.12, \"k2\": 0.03, \"p1\": 0.002, \"p2\": -0.001, \"scale\": 0.4,"
+    " \"offset\": [0.5, 0.45, 0.55], \"frames\": ["
+    "{\"file_path\": \"a\", \"transform_matrix\": [[0.8, -0.36, 0.48, 1.1], [0.6, 0.48, -0.64, "
+    "-0.9], [0.0, 0.8, 0.6, 1.7], [0, 0, 0, 1]]},"
+    "{\"file_path\": \"b\", \"k1\": 0, \"k2\": 0, \"p1\": 0, \"p2\": 0, \"transform_matrix\": "
+    "[[1, 0, 0, 0.2], [0, 0, -1, -2.0], [0, 1, 0, 0.4], [0, 0, 0, 1]]}]}";
+
+/* The shared maths (cpu): the cameras' rays are nerf_dataset_ray's (distortion included), the
+ * learning-rate schedule, the pixel picks stay in range; without CUDA the device trainer refuses. */
+static int test_train_math(void) {
+    eng_err err = {0};
+    nerf_dataset *ds = NULL;
+    CHECK_OK(
+        nerf_dataset_parse_json(&ds, DISTORTED_JSON, sizeof DISTORTED_JSON - 1, "distorted", &err),
+        &err);
+    double worst = 0.0;
+    for (int64_t f = 0; f < 2; f++) {
+        nerf_train_cam cam;
+        nerf_train_cam_of_frame(&cam, ds, f);
+        for (int64_t i = 0; i < 37 * 29; i++) {
+            const float px = (float)(i % 37) + 0.37f * (float)(i % 3) - 0.5f;
+            const float py = (float)(i / 37) - 0.21f * (float)(i % 5);
+            float o[3], d[3], o2[3], d2[3];
+            nerf_dataset_ray(ds, f, px, py, o, d);
+            nerf_train_cam_ray(&cam, px, py, o2, d2);
+            for (int a = 0; a < 3; a++) {
+                CHECK(o[a] == o2[a]);
+                const double e = fabs((double)d[a] - (double)d2[a]);
+                worst = e > worst ? e : worst;
+            }
+        }
+    }
+    fprintf(stderr, "train_math: camera rays vs nerf_dataset_ray: max |d error| %.3g\n", worst);
+    CHECK(worst <= 1e-6); /* f32 vs f64 rotation */
+    /* the pinhole ray of nerf_trainer_render: unit length, through the principal point */
+    nerf_train_cam pc;
+    memset(&pc, 0, sizeof pc);
+    nerf_dataset_c2w_model(ds, 1, pc.c2w);
+    pc.fx = pc.fy = 20.0f, pc.cx = 8.5f, pc.cy = 4.5f;
+    float o[3], d[3];
+    nerf_train_pinhole_ray(&pc, 8, 4, o, d);
+    CHECK(fabs(d[0] - 0.0) < 1e-7 && fabs(d[1] - 1.0) < 1e-7 && fabs(d[2]) < 1e-7);
+    /* nerf_train.c's schedule */
+    CHECK(nerf_train_lr_at(0.01f, 0) == 0.01f && nerf_train_lr_at(0.01f, 29999) == 0.01f);
+    CHECK(nerf_train_lr_at(0.01f, 30001) == 0.01f * powf(0.33f, 1.0f));
+    /* picks: u close to 1 stays in range */
+    const float u[8] = {0.99999994f, 0.99999994f, 0.99999994f, 0, 0, 0, 0, 0};
+    int64_t f = -1, x = -1, y = -1;
+    nerf_train_pick(u, 3, 7, 5, &f, &x, &y);
+    CHECK(f == 2 && x == 6 && y == 4);
+    /* the target: straight colour over the background */
+    const uint8_t c[4] = {255, 0, 51, 102};
+    const float bgc[3] = {0.0f, 1.0f, 0.5f};
+    float tg[3];
+    nerf_train_target(c, bgc, tg);
+    CHECK(fabs(tg[0] - 0.4) < 1e-6 && fabs(tg[1] - 0.6) < 1e-6 &&
+          fabs(tg[2] - (0.2 * 0.4 + 0.3)) < 1e-6);
+#ifndef ENG_HAVE_CUDA
+    nerf_cuda_trainer *t = (nerf_cuda_trainer *)&err;
+    CHECK(nerf_cuda_trainer_create(&t, NULL, NULL, NULL, NULL, NULL, NULL, &err) ==
+          ENG_E_UNSUPPORTED);
+    CHECK(t == NULL);
+    CHECK_CONTAINS(err.msg, "built without CUDA");
+    CHECK(nerf_cuda_l2_loss(NULL, NULL, NULL, NULL, NULL, 3, &err) == ENG_E_UNSUPPORTED);
+    nerf_cuda_trainer_destroy(NULL);
+#endif
+    nerf_dataset_destroy(ds);
+    return 0;
+}
+
+/* The procedural scene at size x size in the tmpdir, loaded (split "train" or "test"). */
+static int scene_load(nerf_dataset **ds, eng_ctx *ctx, int64_t size, const char *split) {
+    eng_err err = {0};
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/nerf_cuda_scene%lld", eng_test_tmpdir(), (long long)size);
+    char probe[800];
+    snprintf(probe, sizeof probe, "%s/transforms_test.json", dir);
+    FILE *fp = fopen(probe, "rb");
+    if (fp != NULL) {
+        fclose(fp);
+    } else {
+        nerf_scene_params sp;
+        nerf_scene_params_init(&sp);
+        sp.width = sp.height = size;
+        CHECK_OK(nerf_scene_write(dir, &sp, ctx, &err), &err);
+    }
+    nerf_load_params lp;
+    nerf_load_params_init(&lp);
+    lp.split = split;
+    CHECK_OK(nerf_dataset_load(ds, ctx, dir, &lp, &err), &err);
+    return 0;
+}
+
+/* Training rays (gpu): the kernel against the twin loop, n = 1 and 70001 (> 65535), with and
+ * without random backgrounds. Origins, targets and backgrounds exact; directions to 1e-6. */
+static int test_train_rays(void) {
+    eng_err err = {0};
+    gpu g;
+    int rc = gpu_open(&g);
+    if (rc != 0) return rc;
+    nerf_dataset *ds = NULL;
+    CHECK(scene_load(&ds, g.ctx, 16, "train") == 0);
+    const int64_t nf = nerf_dataset_count(ds), w = nerf_dataset_width(ds),
+                  h = nerf_dataset_height(ds);
+    nerf_train_cam *cams = malloc((size_t)nf * sizeof *cams);
+    CHECK(cams != NULL);
+    for (int64_t f = 0; f < nf; f++)
+        nerf_train_cam_of_frame(&cams[f], ds, f);
+    const size_t pix = (size_t)(nf * h * w * 4);
+    nerf_train_cam *cams_g = dev_new(&g, cams, (size_t)nf * sizeof *cams);
+    uint8_t *rgba_g = dev_new(&g, nerf_dataset_pixels(ds), pix);
+    CHECK(cams_g != NULL && rgba_g != NULL);
+    const int64_t sizes[2] = {1, 70001};
+    for (int k = 0; k < 4; k++) {
+        const int64_t n = sizes[k / 2];
+        const int random_bg = k % 2;
+        const int64_t holdout = k == 3 ? 3 : 0;
+        const uint64_t step = 17 + (uint64_t)k;
+        const int mark = g.n_bufs;
+        float *host[4], *dev[4], *got = malloc((size_t)(3 * n) * sizeof *got);
+        CHECK(got != NULL);
+        for (int b = 0; b < 4; b++) {
+            host[b] = malloc((size_t)(3 * n) * sizeof(float));
+            dev[b] = dev_new(&g, NULL, (size_t)(3 * n) * sizeof(float));
+            CHECK(host[b] != NULL && dev[b] != NULL);
+        }
+        for (int64_t r = 0; r < n; r++)
+            nerf_train_ray(host[0] + 3 * r, host[1] + 3 * r, host[2] + 3 * r, host[3] + 3 * r, cams,
+                           nerf_dataset_pixels(ds), nf, w, h, 1, step, random_bg, holdout, r);
+        CHECK_OK(nerf_cuda_train_rays(g.s, dev[0], dev[1], dev[2], dev[3], n, cams_g, rgba_g, nf, w,
+                                      h, 1, step, random_bg, holdout, &err),
+                 &err);
+        static const char *const names[4] = {"train rays o", "train rays d", "train rays target",
+                                             "train rays bg"};
+        for (int b = 0; b < 4; b++) {
+            CHECK(dev_get(&g, got, dev[b], (size_t)(3 * n) * sizeof(float), names[b]) == 0);
+            CHECK(close_pct(names[b], got, host[b], 3 * n, b == 1 ? 1e-6 : 0.0, 0.0, 1.0));
+            free(host[b]);
+        }
+        free(got);
+        dev_release(&g, mark);
+    }
+    free(cams);
+    nerf_dataset_destroy(ds);
+    gpu_close(&g);
+    return 0;
+}
+
+/* Camera rays (gpu): pinhole (f32) and a distorted frame's camera (f64 Newton), a tile that
+ * starts inside the image. */
+static int test_cam_rays(void) {
+    eng_err err = {0};
+    gpu g;
+    int rc = gpu_open(&g);
+    if (rc != 0) return rc;
+    nerf_dataset *ds = NULL;
+    CHECK_OK(
+        nerf_dataset_parse_json(&ds, DISTORTED_JSON, sizeof DISTORTED_JSON - 1, "distorted", &err),
+        &err);
+    const int64_t w = 37, h = 29, first = 5, n = w * h - first;
+    float *o = malloc((size_t)(3 * n) * 4), *d = malloc((size_t)(3 * n) * 4);
+    float *got = malloc((size_t)(3 * n) * 4);
+    float *o_g = dev_new(&g, NULL, (size_t)(3 * n) * 4),
+          *d_g = dev_new(&g, NULL, (size_t)(3 * n) * 4);
+    CHECK(o && d && got && o_g && d_g);
+    for (int pinhole = 0; pinhole < 2; pinhole++) {
+        nerf_train_cam cam;
+        nerf_train_cam_of_frame(&cam, ds, 0);
+        for (int64_t r = 0; r < n; r++) {
+            const int64_t pixel = first + r;
+            if (pinhole)
+                nerf_train_pinhole_ray(&cam, pixel % w, pixel / w, o + 3 * r, d + 3 * r);
+            else
+                nerf_train_cam_ray(&cam, (float)(pixel % w), (float)(pixel / w), o + 3 * r,
+                                   d + 3 * r);
+        }
+        CHECK_OK(nerf_cuda_cam_rays(g.s, o_g, d_g, n, &cam, pinhole, w, first, &err), &err);
+        CHECK(dev_get(&g, got, o_g, (size_t)(3 * n) * 4, "cam rays o") == 0);
+        CHECK(close_pct("cam rays o", got, o, 3 * n, 0.0, 0.0, 1.0));
+        CHECK(dev_get(&g, got, d_g, (size_t)(3 * n) * 4, "cam rays d") == 0);
+        CHECK(close_pct(pinhole ? "cam rays d (pinhole)" : "cam rays d (distorted)", got, d, 3 * n,
+                        1e-6, 0.0, 1.0));
+    }
+    /* bad arguments are named */
+    nerf_train_cam bad;
+    memset(&bad, 0, sizeof bad);
+    CHECK(nerf_cuda_cam_rays(g.s, o_g, d_g, 4, &bad, 1, w, 0, &err) == ENG_E_INVALID_ARG);
+    CHECK_CONTAINS(err.msg, "nerf_cuda_cam_rays");
+    free(o), free(d), free(got);
+    nerf_dataset_destroy(ds);
+    gpu_close(&g);
+    return 0;
+}
+
+/* L2 loss (gpu): d_color exactly the twin's, the f64 sum to 1e-12 (another order). */
+static int test_l2(void) {
+    eng_err err = {0};
+    gpu g;
+    int rc = gpu_open(&g);
+    if (rc != 0) return rc;
+    const int64_t sizes[3] = {3, 3 * 333, 3 * 70001};
+    for (int k = 0; k < 3; k++) {
+        const int64_t n = sizes[k];
+        const int mark = g.n_bufs;
+        float *c = malloc((size_t)n * 4), *tg = malloc((size_t)n * 4), *dc = malloc((size_t)n * 4);
+        float *got = malloc((size_t)n * 4);
+        CHECK(c && tg && dc && got);
+        eng_test_fill(c, n, 41, 0.0f, 1.0f);
+        eng_test_fill(tg, n, 42, 0.0f, 1.0f);
+        double se = 0.0, se_g = -1.0;
+        const float scale = 2.0f / (float)n;
+        for (int64_t i = 0; i < n; i++) {
+            const float diff = c[i] - tg[i];
+            se += (double)diff * diff;
+            dc[i] = scale * diff;
+        }
+        float *c_g = dev_new(&g, c, (size_t)n * 4), *t_g = dev_new(&g, tg, (size_t)n * 4);
+        float *dc_g = dev_new(&g, NULL, (size_t)n * 4);
+        double *se_d = dev_new(&g, NULL, sizeof(double));
+        CHECK(c_g && t_g && dc_g && se_d);
+        CHECK_OK(nerf_cuda_l2_loss(g.s, dc_g, se_d, c_g, t_g, n, &err), &err);
+        CHECK(dev_get(&g, got, dc_g, (size_t)n * 4, "l2 d_color") == 0);
+        CHECK(close_pct("l2 d_color", got, dc, n, 0.0, 0.0, 1.0));
+        CHECK(dev_get(&g, &se_g, se_d, sizeof se_g, "l2 sum") == 0);
+        fprintf(stderr, "l2 n %lld: sum %.17g, cuda %.17g\n", (long long)n, se, se_g);
+        CHECK(fabs(se_g - se) <= 1e-12 * se);
+        free(c), free(tg), free(dc), free(got);
+        dev_release(&g, mark);
+    }
+    float *buf = dev_zeros(&g, 16);
+    CHECK(buf != NULL);
+    CHECK(nerf_cuda_l2_loss(g.s, buf, NULL, buf, buf, 3, &err) == ENG_E_INVALID_ARG);
+    CHECK_CONTAINS(err.msg, "se is NULL");
+    eng_stream bare = *g.s;
+    bare.arena = NULL;
+    CHECK(nerf_cuda_l2_loss(&bare, buf, (double *)buf, buf, buf, 3, &err) == ENG_E_INVALID_ARG);
+    CHECK_CONTAINS(err.msg, "arena");
+    gpu_close(&g);
+    return 0;
+}
+
+/* Mean PSNR over the test views of renders (w, h) against the ground truth on white. */
+typedef int (*render_fn)(
+    void *user, float *rgb, const nerf_dataset *ds, int64_t frame, eng_err *err);
+
+static int render_cpu(void *user, float *rgb, const nerf_dataset *ds, int64_t frame, eng_err *err) {
+    const float white[3] = {1, 1, 1};
+    return nerf_trainer_render_frame((nerf_trainer *)user, rgb, NULL, ds, frame, white, err);
+}
+
+static int render_dev(void *user, float *rgb, const nerf_dataset *ds, int64_t frame, eng_err *err) {
+    const float white[3] = {1, 1, 1};
+    return nerf_cuda_trainer_render_frame((nerf_cuda_trainer *)user, rgb, NULL, ds, frame, white,
+                                          err);
+}
+
+static int test_psnr(double *out, render_fn fn, void *user, const nerf_dataset *test, float *keep) {
+    eng_err err = {0};
+    const int64_t w = nerf_dataset_width(test), h = nerf_dataset_height(test);
+    float *rgb = malloc((size_t)(w * h * 3) * 4), *gt = malloc((size_t)(w * h * 3) * 4);
+    CHECK(rgb != NULL && gt != NULL);
+    double sum = 0.0;
+    for (int64_t f = 0; f < nerf_dataset_count(test); f++) {
+        CHECK_OK(fn(user, rgb, test, f, &err), &err);
+        const uint8_t *px = nerf_dataset_rgba(test, f);
+        for (int64_t i = 0; i < w * h; i++) {
+            const float a = px[4 * i + 3] / 255.0f;
+            for (int c = 0; c < 3; c++)
+                gt[3 * i + c] = px[4 * i + c] / 255.0f * a + (1 - a);
+        }
+        sum += nerf_metrics_psnr(rgb, gt, w * h * 3);
+        if (f == 0 && keep != NULL) memcpy(keep, rgb, (size_t)(w * h * 3) * 4);
+    }
+    *out = sum / (double)nerf_dataset_count(test);
+    free(rgb), free(gt);
+    return 0;
+}
+
+/* The device trainer (gpu) against the CPU trainer on the procedural scene at 32x32, the
+ * parameters of nerf.train.converges (2^13 samples per step, 300 steps): both reach 22 dB on the
+ * test views and within 1.5 dB of each other; their renders of test view 0 agree to 20 dB (two
+ * trainings whose sums round differently); the device model downloaded into a CPU trainer renders
+ * the same images as the device (40 dB: only the renderers' rounding differs). ENG_NERF_STEPS
+ * overrides the step count (the emulator runs fewer). */
+static int test_trainer(void) {
+    eng_err err = {0};
+    gpu g;
+    int rc = gpu_open(&g);
+    if (rc != 0) return rc;
+    nerf_dataset *train = NULL, *test = NULL;
+    CHECK(scene_load(&train, g.ctx, 32, "train") == 0 && scene_load(&test, g.ctx, 32, "test") == 0);
+    nerf_train_params tp;
+    nerf_train_params_init(&tp);
+    tp.target_samples = 1 << 13;
+    tp.initial_rays = 512;
+    tp.occ_res = 32;
+    tp.field.grid.log2_table_size = 15;
+    const char *env = getenv("ENG_NERF_STEPS");
+    const int steps = env != NULL ? atoi(env) : 300;
+    /* CPU */
+    nerf_trainer *cpu = NULL, *mirror = NULL;
+    nerf_step_stats st = {0};
+    CHECK_OK(nerf_trainer_create(&cpu, g.ctx, train, &tp, &err), &err);
+    double t0 = eng_bench_now_s();
+    for (int i = 0; i < steps; i++)
+        CHECK_OK(nerf_trainer_step(cpu, &st, &err), &err);
+    const double cpu_s = eng_bench_now_s() - t0;
+    fprintf(stderr, "cpu: %d steps in %.1f s, last %lld rays %lld samples, train PSNR %.2f\n",
+            steps, cpu_s, (long long)st.rays, (long long)st.samples, st.psnr);
+    /* device: the CPU model of a second trainer (same initial parameters) and its own Adam */
+    CHECK_OK(nerf_trainer_create(&mirror, g.ctx, train, &tp, &err), &err);
+    nerf_field *mf = nerf_trainer_field(mirror);
+    nerf_adam *adam = NULL;
+    nerf_adam_params ap;
+    nerf_adam_params_init(&ap);
+    ap.n_params = nerf_field_n_params(mf);
+    ap.n_matrix = nerf_field_n_matrix_params(mf);
+    CHECK_OK(nerf_adam_create(&adam, eng_ctx_alloc(g.ctx, ENG_DEVICE_CPU), &ap, &err), &err);
+    nerf_cuda_trainer *dev = NULL;
+    CHECK_OK(nerf_cuda_trainer_create(&dev, g.ctx, mf, adam, nerf_trainer_occgrid(mirror), train,
+                                      &tp, &err),
+             &err);
+    int64_t rays = tp.initial_rays;
+    nerf_step_stats sd = {0};
+    t0 = eng_bench_now_s();
+    for (int i = 0; i < steps; i++) {
+        CHECK_OK(nerf_cuda_trainer_step(dev, i, &rays, &sd, &err), &err);
+        CHECK(sd.step == i + 1 && isfinite(sd.loss));
+        if (i % 50 == 0 || i == steps - 1)
+            fprintf(stderr, "cuda step %d: %lld rays %lld samples, loss %.5f (%.2f dB)\n", i,
+                    (long long)sd.rays, (long long)sd.samples, sd.loss, sd.psnr);
+    }
+    const double dev_s = eng_bench_now_s() - t0;
+    fprintf(stderr, "cuda: %d steps in %.1f s, next %lld rays\n", steps, dev_s, (long long)rays);
+    const int64_t px3 = nerf_dataset_width(test) * nerf_dataset_height(test) * 3;
+    float *img_cpu = malloc((size_t)px3 * 4), *img_dev = malloc((size_t)px3 * 4);
+    float *img_dl = malloc((size_t)px3 * 4);
+    CHECK(img_cpu && img_dev && img_dl);
+    double p_cpu = 0, p_dev = 0, p_dl = 0;
+    CHECK(test_psnr(&p_cpu, render_cpu, cpu, test, img_cpu) == 0);
+    CHECK(test_psnr(&p_dev, render_dev, dev, test, img_dev) == 0);
+    /* the device model in the CPU trainer */
+    CHECK_OK(nerf_cuda_trainer_download(dev, mf, adam, nerf_trainer_occgrid(mirror), &err), &err);
+    CHECK_EQ_I64(nerf_adam_step_count(adam), steps);
+    CHECK(test_psnr(&p_dl, render_cpu, mirror, test, img_dl) == 0);
+    const double cross = nerf_metrics_psnr(img_dev, img_cpu, px3);
+    const double same = nerf_metrics_psnr(img_dev, img_dl, px3);
+    fprintf(stderr,
+            "test PSNR: cpu %.2f dB, cuda %.2f dB, cuda model on the cpu %.2f dB; view 0: cuda vs "
+            "cpu training %.2f dB, cuda vs its model on the cpu %.2f dB\n",
+            p_cpu, p_dev, p_dl, cross, same);
+    if (env == NULL) {
+        CHECK(p_cpu >= 22.0 && p_dev >= 22.0);
+        CHECK(fabs(p_cpu - p_dev) <= 1.5);
+        CHECK(cross >= 20.0);
+    }
+    CHECK(same >= 40.0);
+    CHECK(fabs(p_dl - p_dev) <= 0.05);
+    /* a pinhole render of the same camera agrees with the CPU's too */
+    nerf_train_cam cam;
+    nerf_train_cam_of_frame(&cam, test, 0);
+    const nerf_intrinsics in = nerf_dataset_intrinsics(test, 0);
+    const float white[3] = {1, 1, 1};
+    const int64_t w = nerf_dataset_width(test), h = nerf_dataset_height(test);
+    float *dep_dev = malloc((size_t)(w * h) * 4), *dep_cpu = malloc((size_t)(w * h) * 4);
+    CHECK(dep_dev && dep_cpu);
+    CHECK_OK(nerf_cuda_trainer_render(dev, img_dev, dep_dev, cam.c2w, &in, w, h, white, &err),
+             &err);
+    CHECK_OK(nerf_trainer_render(mirror, img_dl, dep_cpu, cam.c2w, &in, w, h, white, &err), &err);
+    const double same_pin = nerf_metrics_psnr(img_dev, img_dl, px3);
+    double dep_err = 0.0;
+    for (int64_t i = 0; i < w * h; i++)
+        dep_err += fabs((double)dep_dev[i] - dep_cpu[i]) / (double)(w * h);
+    fprintf(stderr, "pinhole render: cuda vs cpu %.2f dB, mean |depth error| %.3g\n", same_pin,
+            dep_err);
+    CHECK(same_pin >= 40.0 && dep_err <= 1e-3);
+    /* a dataset is required to train; shapes are checked */
+    CHECK_OK(nerf_cuda_trainer_set_dataset(dev, NULL, &err), &err);
+    CHECK(nerf_cuda_trainer_step(dev, steps, &rays, NULL, &err) == ENG_E_INVALID_ARG);
+    CHECK_CONTAINS(err.msg, "no dataset");
+    free(img_cpu), free(img_dev), free(img_dl), free(dep_dev), free(dep_cpu);
+    nerf_cuda_trainer_destroy(dev);
+    nerf_adam_destroy(adam);
+    nerf_trainer_destroy(mirror);
+    nerf_trainer_destroy(cpu);
+    nerf_dataset_destroy(train);
+    nerf_dataset_destroy(test);
+    gpu_close(&g);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const eng_test_case cases[] = {
-        {"layout", test_layout},     {"grid_fwd", test_grid_fwd},
-        {"grid_bwd", test_grid_bwd}, {"sh", test_sh},
-        {"mlp", test_mlp},           {"field", test_field},
-        {"march", test_march},       {"composite", test_composite},
-        {"adam", test_adam},         {"occgrid", test_occgrid},
+        {"layout", test_layout},
+        {"grid_fwd", test_grid_fwd},
+        {"grid_bwd", test_grid_bwd},
+        {"sh", test_sh},
+        {"mlp", test_mlp},
+        {"field", test_field},
+        {"march", test_march},
+        {"composite", test_composite},
+        {"adam", test_adam},
+        {"occgrid", test_occgrid},
         {"errors", test_errors},
+        {"train_math", test_train_math},
+        {"train_rays", test_train_rays},
+        {"cam_rays", test_cam_rays},
+        {"l2", test_l2},
+        {"trainer", test_trainer},
     };
     return eng_test_main(argc, argv, cases, ENG_TEST_N(cases));
 }

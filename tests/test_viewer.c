@@ -882,7 +882,7 @@ static int test_nerf_progressive(void) {
     if (nerf_expected(want, snap, 480, 360, 30, 20, 1.6f) != 0) return 1;
     for (int run = 0; run < 2; run++) {
         vw_mode mode;
-        CHECK_OK(vw_nerf_snapshot_mode_create(&mode, ctx, snap, 1, &err), &err);
+        CHECK_OK(vw_nerf_snapshot_mode_create(&mode, ctx, snap, ENG_DEVICE_CPU, 1, &err), &err);
         p.frames = run == 0 ? 1 : 400;
         vw_stats st;
         const int rc = vw_run(&p, &mode, &st, &err);

@@ -39,6 +39,7 @@ static const char usage[] =
     "                        (also ENG_VK_VALIDATE=1)\n"
     "  --depth               start in the depth view (mesh and NeRF modes; Tab toggles)\n"
     "  --threads N           CPU threads for NeRF rendering (default: all)\n"
+    "  --device cpu|cuda     where NeRF mode renders (default cpu)\n"
     "  --quiet               no information lines on stdout\n"
     "\n"
     "Keys: left drag orbit, right/middle drag pan, scroll zoom, W A S D fly, Q E down / up,\n"
@@ -86,7 +87,7 @@ int main(int argc, char **argv) {
     int64_t frames = 1, width = 0, height = 0, gpu = -1, threads = 0;
     double dist = 0, fov = 45;
     int headless = 0, validate = 0, ov_on = 0, ov_off = 0, quiet = 0, depth = 0;
-    const char *shot = NULL, *orbit = NULL, *up = NULL;
+    const char *shot = NULL, *orbit = NULL, *up = NULL, *device = "cpu";
     const char *pos[1] = {NULL};
     int n_pos = 0;
     const eng_cli_opt opts[] = {
@@ -106,6 +107,7 @@ int main(int argc, char **argv) {
         {"--quiet", NULL, ENG_CLI_FLAG, &quiet, 0, 0},
         {"--depth", NULL, ENG_CLI_FLAG, &depth, 0, 0},
         {"--threads", NULL, ENG_CLI_INT, &threads, 1, 1024},
+        {"--device", NULL, ENG_CLI_STR, &device, 0, 0},
     };
     eng_err err = {0};
     rc = eng_cli_parse(argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), pos, 1, &n_pos, &err);
@@ -115,6 +117,10 @@ int main(int argc, char **argv) {
     }
     if (rc != ENG_OK) {
         fprintf(stderr, "viewer: %s (viewer --help)\n", err.msg);
+        return 2;
+    }
+    if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) {
+        fprintf(stderr, "viewer: --device %s: expected cpu or cuda\n", device);
         return 2;
     }
     if (n_pos != 1) {
@@ -173,9 +179,12 @@ int main(int argc, char **argv) {
             eng_ctx_params cp;
             eng_ctx_params_init(&cp);
             cp.threads = (int)threads;
+            const int cuda = strcmp(device, "cuda") == 0;
             rc = eng_ctx_create(&ctx, &cp, &err);
+            if (rc == ENG_OK && cuda) rc = eng_cuda_attach(ctx, 0, 0, &err);
             if (rc == ENG_OK)
-                rc = vw_nerf_snapshot_mode_create(&mode, ctx, path, shot == NULL, &err);
+                rc = vw_nerf_snapshot_mode_create(
+                    &mode, ctx, path, cuda ? ENG_DEVICE_CUDA : ENG_DEVICE_CPU, shot == NULL, &err);
             if (rc == ENG_OK && up_axis >= 0) mode.up = (vw_up)up_axis;
         } else {
             rc = eng_err_set(&err, ENG_E_FORMAT,

@@ -154,11 +154,19 @@ static int make_mode(vw_mode *out,
     return ENG_OK;
 }
 
-int vw_nerf_snapshot_mode_create(
-    vw_mode *out, eng_ctx *ctx, const char *path, int progressive, eng_err *err) {
+int vw_nerf_snapshot_mode_create(vw_mode *out,
+                                 eng_ctx *ctx,
+                                 const char *path,
+                                 eng_device_kind device,
+                                 int progressive,
+                                 eng_err *err) {
     nerf_trainer *t = NULL;
     int rc = nerf_trainer_load(&t, ctx, path, err);
-    if (rc != ENG_OK) return rc;
+    if (rc == ENG_OK && device != ENG_DEVICE_CPU) rc = nerf_trainer_set_device(t, device, err);
+    if (rc != ENG_OK) {
+        nerf_trainer_destroy(t);
+        return rc;
+    }
     char what[VW_TITLE_MAX];
     snprintf(what, sizeof what, "%.400s (NeRF snapshot)", path);
     return make_mode(out, ctx, t, 1, NULL, progressive, what, err);

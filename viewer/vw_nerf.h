@@ -3,7 +3,7 @@
  * device) and shown as the viewer's texture.
  *
  *   vw_mode mode;
- *   vw_nerf_snapshot_mode_create(&mode, ctx, "lego.nerf", 1, &err);   // viewer FILE.nerf
+ *   vw_nerf_snapshot_mode_create(&mode, ctx, "lego.nerf", ENG_DEVICE_CPU, 1, &err);
  *   vw_run(&vp, &mode, &stats, &err); vw_mode_destroy(&mode);
  *
  *   nerf_live *run; nerf_live_start(&run, ctx, trainer, &lp, &err);   // nerf train --view
@@ -34,10 +34,15 @@
 extern "C" {
 #endif
 
-/* Loads the snapshot at `path` (owned by the mode). Errors: those of nerf_trainer_load (naming
- * the file), ENG_E_OOM. */
-int vw_nerf_snapshot_mode_create(
-    vw_mode *out, eng_ctx *ctx, const char *path, int progressive, eng_err *err);
+/* Loads the snapshot at `path` (owned by the mode) and renders it on `device` (ENG_DEVICE_CUDA
+ * needs the CUDA backend attached to ctx). Errors: those of nerf_trainer_load (naming the file)
+ * and nerf_trainer_set_device, ENG_E_OOM. */
+int vw_nerf_snapshot_mode_create(vw_mode *out,
+                                 eng_ctx *ctx,
+                                 const char *path,
+                                 eng_device_kind device,
+                                 int progressive,
+                                 eng_err *err);
 /* A live view of a training run (both borrowed; they must outlive the mode). Errors: ENG_E_OOM. */
 int vw_nerf_live_mode_create(
     vw_mode *out, nerf_trainer *t, nerf_live *run, int progressive, eng_err *err);
