@@ -352,6 +352,40 @@ static int expect_ply_error(const char *text, size_t len, int code, const char *
     return 0;
 }
 
+/* What the PLY fuzzer found: a coordinate beyond a float's range; normals from tiny coordinates
+ * (their cross products underflowed a float) and file normals that are not unit length. */
+static int test_ply_fuzz_cases(void) {
+    static const char huge[] = "ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\n"
+                               "property float y\nproperty float z\nend_header\n1e300 0 0\n";
+    if (expect_ply_error(huge, sizeof huge - 1, ENG_E_FORMAT, "beyond a float")) return 1;
+    static const char tiny[] = "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
+                               "property float y\nproperty float z\nproperty float nx\n"
+                               "property float ny\nproperty float nz\nelement face 1\n"
+                               "property list uchar int vertex_indices\nend_header\n"
+                               "0 0 0 0 0 2\n1e-30 0 0 3 4 0\n0 1e-30 0 0 0 0\n3 0 1 2\n";
+    const char *hdr_end = strstr(tiny, "property float nx");
+    vw_ply m = {0};
+    eng_err err = {0};
+    /* with the file's normals: (0 0 2) -> (0 0 1), (3 4 0) -> (0.6 0.8 0), zero stays zero */
+    CHECK_OK(vw_ply_read_memory(&m, tiny, sizeof tiny - 1, "tiny.ply", &err), &err);
+    CHECK(m.has_normals && m.normals[2] == 1.0f && fabsf(m.normals[3] - 0.6f) < 1e-6f &&
+          fabsf(m.normals[4] - 0.8f) < 1e-6f && m.normals[6] == 0 && m.normals[8] == 0);
+    vw_ply_free(&m);
+    /* without: the face's normal (0 0 1) on every vertex, though its area is ~1e-60 */
+    char nonorm[sizeof tiny];
+    const size_t head = (size_t)(hdr_end - tiny);
+    const char *rest = strstr(tiny, "element face");
+    snprintf(nonorm, sizeof nonorm, "%.*s%s", (int)head, tiny, rest);
+    char *body = strstr(nonorm, "end_header\n") + strlen("end_header\n");
+    snprintf(body, 64, "0 0 0\n1e-30 0 0\n0 1e-30 0\n3 0 1 2\n");
+    CHECK_OK(vw_ply_read_memory(&m, nonorm, strlen(nonorm), "tiny.ply", &err), &err);
+    CHECK(!m.has_normals);
+    for (int i = 0; i < 3; i++)
+        CHECK(m.normals[3 * i] == 0 && m.normals[3 * i + 1] == 0 && m.normals[3 * i + 2] == 1.0f);
+    vw_ply_free(&m);
+    return 0;
+}
+
 static int test_ply_errors(void) {
     static const char head[] = "ply\nformat binary_little_endian 1.0\nelement vertex 3\n"
                                "property float x\nproperty float y\nproperty float z\n"
@@ -1070,6 +1104,7 @@ static const eng_test_case cases[] = {
     {"ply_ascii", test_ply_ascii},
     {"ply_nerf", test_ply_nerf},
     {"ply_errors", test_ply_errors},
+    {"ply_fuzz_cases", test_ply_fuzz_cases},
     {"hook_texture", test_hook_texture},
     {"headless_image", test_headless_image},
     {"headless_mesh", test_headless_mesh},

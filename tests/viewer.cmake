@@ -9,7 +9,7 @@ if(ENG_VIEWER)
   target_compile_definitions(test_viewer PRIVATE VW_TEST_VIEWER="$<TARGET_FILE:viewer>"
                              VW_TEST_NERF="$<TARGET_FILE:nerf>")
   add_dependencies(test_viewer viewer nerf)
-  set(VW_TEST_CASES ply_ascii ply_nerf ply_errors hook_texture headless_image headless_mesh
+  set(VW_TEST_CASES ply_ascii ply_nerf ply_errors ply_fuzz_cases hook_texture headless_image headless_mesh
       headless_depth headless_overlay window_image window_mesh headless_nerf window_nerf
       nerf_progressive window_nerf_live err_missing err_corrupt err_nerf
       err_flags err_no_display err_no_device)
@@ -25,4 +25,15 @@ if(ENG_VIEWER)
             "-DINCLUDES=${CMAKE_SOURCE_DIR}/engine;${CMAKE_BINARY_DIR}/engine;${CMAKE_SOURCE_DIR}/nerf;${CMAKE_SOURCE_DIR}/viewer"
             -P ${CMAKE_CURRENT_SOURCE_DIR}/scripts/headers_standalone.cmake)
   set_tests_properties(viewer.headers.standalone PROPERTIES LABELS "viewer" TIMEOUT 120)
+
+  # libFuzzer harness over the PLY reader (ENG_FUZZ=ON, clang):
+  #   ./build-fuzz/tests/fuzz_ply -dict=tests/fuzz/ply.dict CORPUS tests/fuzz/seeds/ply
+  if(ENG_FUZZ)
+    add_executable(fuzz_ply fuzz/fuzz_ply.c)
+    target_link_libraries(fuzz_ply PRIVATE viewer_lib m)
+    target_compile_options(fuzz_ply PRIVATE -fsanitize=fuzzer,address,undefined -g)
+    target_link_options(fuzz_ply PRIVATE -fsanitize=fuzzer,address,undefined)
+    set_target_properties(fuzz_ply PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+    eng_target_defaults(fuzz_ply)
+  endif()
 endif()

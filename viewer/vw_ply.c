@@ -4,6 +4,7 @@
 #include "vw_ply.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,23 +125,31 @@ static int read_value(ply_in *in, int t, double *v) {
 
 static void compute_normals(vw_ply *m) {
     memset(m->normals, 0, (size_t)m->n_verts * 3 * sizeof(float));
+    /* Face normals in double, divided by the squared extent of the mesh so that sums of them
+     * stay far from a float's limits whatever the coordinates (up to FLT_MAX, or tiny). */
+    double ext = 0;
+    for (int64_t i = 0; i < m->n_verts * 3; i++)
+        ext = fmax(ext, fabs((double)m->pos[i]));
+    const double inv = ext > 0 ? 1.0 / (ext * ext) : 0.0;
     for (int64_t t = 0; t < m->n_tris; t++) {
         const uint32_t *tri = m->tris + 3 * t;
         const float *a = m->pos + 3 * tri[0], *b = m->pos + 3 * tri[1], *c = m->pos + 3 * tri[2];
-        const float u[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
-        const float v[3] = {c[0] - a[0], c[1] - a[1], c[2] - a[2]};
-        const float n[3] = {u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2],
-                            u[0] * v[1] - u[1] * v[0]}; /* |n| = 2 area: area weighting */
+        const double u[3] = {(double)b[0] - a[0], (double)b[1] - a[1], (double)b[2] - a[2]};
+        const double v[3] = {(double)c[0] - a[0], (double)c[1] - a[1], (double)c[2] - a[2]};
+        const double n[3] = {u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2],
+                             u[0] * v[1] - u[1] * v[0]}; /* |n| = 2 area: area weighting */
         for (int k = 0; k < 3; k++)
             for (int d = 0; d < 3; d++)
-                m->normals[3 * tri[k] + d] += n[d];
+                m->normals[3 * tri[k] + d] += (float)(n[d] * inv);
     }
     for (int64_t i = 0; i < m->n_verts; i++) {
         float *n = m->normals + 3 * i;
-        const float len = sqrtf(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
-        if (len > 0)
+        const double len = sqrt((double)n[0] * n[0] + (double)n[1] * n[1] + (double)n[2] * n[2]);
+        if (len > 0 && isfinite(len))
             for (int d = 0; d < 3; d++)
-                n[d] /= len;
+                n[d] = (float)(n[d] / len);
+        else
+            n[0] = n[1] = n[2] = 0.0f;
     }
 }
 
@@ -336,10 +345,11 @@ int vw_ply_read_memory(vw_ply *out, const void *data, size_t size, const char *n
                 if (pr->count_type == T_NONE) {
                     if (!is_vertex || pr->role == P_OTHER) continue;
                     if (pr->role <= P_NZ) {
-                        if (!isfinite(v)) {
+                        if (!(fabs(v) <= FLT_MAX)) { /* NaN, inf, or beyond a float */
                             rc = eng_err_set(err, ENG_E_FORMAT,
-                                             "%s: %s: vertex %lld has a non-finite coordinate", fn,
-                                             name, (long long)i);
+                                             "%s: %s: vertex %lld has a non-finite coordinate "
+                                             "(or one beyond a float's range)",
+                                             fn, name, (long long)i);
                             goto done;
                         }
                         float *dst = pr->role <= P_Z ? m.pos + 3 * i + (pr->role - P_X)
@@ -406,7 +416,21 @@ int vw_ply_read_memory(vw_ply *out, const void *data, size_t size, const char *n
             }
         }
     }
-    if (!m.has_normals) compute_normals(&m);
+    if (!m.has_normals) {
+        compute_normals(&m);
+    } else { /* the file's normals, made unit where they are not (lighting assumes it); zero or
+              * non-finite ones become zero */
+        for (int64_t i = 0; i < m.n_verts; i++) {
+            float *n = m.normals + 3 * i;
+            const double len =
+                sqrt((double)n[0] * n[0] + (double)n[1] * n[1] + (double)n[2] * n[2]);
+            if (len > 0 && isfinite(len) && fabs(len - 1) > 1e-4)
+                for (int d = 0; d < 3; d++)
+                    n[d] = (float)(n[d] / len);
+            else if (!(len > 0 && isfinite(len)))
+                n[0] = n[1] = n[2] = 0.0f;
+        }
+    }
     *out = m;
     memset(&m, 0, sizeof m);
 done:
