@@ -11,6 +11,7 @@
 #include "eng_philox_math.h"
 #include "nerf_adam.h"
 #include "nerf_train_cuda.h"
+#include "nerf_train_math.h"
 
 enum {
     FIELD_CHUNK = 1 << 16, /* points per field call when nothing is kept for a backward pass */
@@ -175,15 +176,10 @@ static int check_params(const nerf_train_params *p, eng_err *err) {
     return ENG_OK;
 }
 
-/* Frames trained on: all but 0, K, 2K, ... with holdout K. */
+/* Frames trained on: all but 0, K, 2K, ... with holdout K (nerf_train_math.h, shared with the
+ * device trainer). */
 static int64_t train_frames(const nerf_train_params *p, int64_t nf) {
-    return p->holdout >= 2 ? nf - (nf + p->holdout - 1) / p->holdout : nf;
-}
-
-/* The dataset frame of training frame i (0 <= i < train_frames): the K - 1 frames between two
- * held-out ones, in order. */
-static int64_t train_frame(const nerf_train_params *p, int64_t i) {
-    return p->holdout >= 2 ? i + i / (p->holdout - 1) + 1 : i;
+    return nerf_train_frames(p->holdout, nf);
 }
 
 static int
@@ -365,29 +361,23 @@ static void make_rays(void *user, int64_t begin, int64_t end) {
     const int64_t nf = train_frames(&t->p, nerf_dataset_count(ds)), w = nerf_dataset_width(ds),
                   h = nerf_dataset_height(ds);
     const uint64_t seed = t->p.seed;
-    for (int64_t r = begin; r < end; r++) {
+    for (int64_t r = begin; r < end; r++) { /* nerf_train_ray, on the dataset's own rays */
         float u[8];
-        for (int k = 0; k < 8; k++)
-            u[k] = eng_philox_uniform_at(seed, j->offset, 8 * (uint64_t)r + (uint64_t)k);
-        int64_t f = (int64_t)(u[0] * (float)nf), px = (int64_t)(u[1] * (float)w),
-                py = (int64_t)(u[2] * (float)h);
-        f = f < nf ? f : nf - 1, px = px < w ? px : w - 1, py = py < h ? py : h - 1;
-        f = train_frame(&t->p, f);
+        int64_t f, px, py;
+        nerf_train_uniforms(u, seed, j->offset, r);
+        nerf_train_pick(u, nf, w, h, &f, &px, &py);
+        f = nerf_train_frame(t->p.holdout, f);
         nerf_dataset_ray(ds, f, (float)px + u[3] - 0.5f, (float)py + u[4] - 0.5f, t->o + 3 * r,
                          t->d + 3 * r);
-        const uint8_t *c = nerf_dataset_rgba(ds, f) + (py * w + px) * 4;
-        const float a = (float)c[3] / 255.0f;
-        for (int k = 0; k < 3; k++) {
-            const float bg = t->p.random_bg ? u[5 + k] : 1.0f;
-            t->bg[3 * r + k] = bg;
-            t->target[3 * r + k] = (float)c[k] / 255.0f * a + bg * (1.0f - a);
-        }
+        for (int k = 0; k < 3; k++)
+            t->bg[3 * r + k] = t->p.random_bg ? u[5 + k] : 1.0f;
+        nerf_train_target(nerf_dataset_rgba(ds, f) + (py * w + px) * 4, t->bg + 3 * r,
+                          t->target + 3 * r);
     }
 }
 
 static float lr_at(const nerf_train_params *p, int64_t step) {
-    const int64_t past = step - 20000;
-    return past > 0 ? p->lr * powf(0.33f, (float)(past / 10000)) : p->lr;
+    return nerf_train_lr_at(p->lr, step);
 }
 
 int nerf_trainer_step(nerf_trainer *t, nerf_step_stats *st, eng_err *err) {

@@ -1,7 +1,8 @@
 /* nerf_train_math.h: the per-ray maths of a training step and of rendering, shared by the CPU
  * twins (tests/test_nerf_cuda.c, nerf_train_cuda.c) and the CUDA kernels (nerf_cuda_train.cu):
- * static inline NERF_HD functions, no allocation, plain numbers. They restate nerf_train.c's
- * make_rays / cam_rays / lr_at and nerf_data.c's nerf_dataset_ray so that a kernel can run them.
+ * static inline NERF_HD functions, no allocation, plain numbers. nerf_train.c's make_rays and
+ * lr_at use them too (one copy of the ray picks, targets and schedule); the camera rays restate
+ * nerf_data.c's nerf_dataset_ray (the CPU keeps its dataset's own) so that a kernel can run them.
  *
  *   float u[8]; nerf_train_uniforms(u, seed, step, r);          // ray r of step `step`
  *   int64_t f, px, py; nerf_train_pick(u, n_frames, w, h, &f, &px, &py);
