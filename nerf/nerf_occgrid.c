@@ -17,6 +17,9 @@ struct nerf_occgrid {
     eng_tensor bits;   /* (cascades * res^3) bytes as I8 */
     int64_t cells;     /* res^3 */
     float *factor;     /* contracted: (res^3) max(1, m) at the cell's centre; else NULL */
+    uint8_t *coarse;   /* (cascades * (res/8)^3): 1 where any of the 8^3 cells is occupied */
+    int coarse_res;    /* res / 8, or 0 (no coarse level: res not a multiple of 8, or < 16) */
+    int coarse_valid;  /* 0 once the bytes were handed out for writing (nerf_occgrid_bits) */
 };
 
 void nerf_occgrid_params_init(nerf_occgrid_params *p) {
@@ -92,6 +95,16 @@ int nerf_occgrid_create(nerf_occgrid **out,
             g->factor[i] = m > 1.0f ? m : 1.0f;
         }
     }
+    g->coarse_res = p->res % 8 == 0 && p->res >= 16 ? p->res / 8 : 0;
+    if (g->coarse_res > 0) {
+        const size_t nc = (size_t)g->coarse_res * g->coarse_res * g->coarse_res * p->cascades;
+        if ((g->coarse = (uint8_t *)malloc(nc)) == NULL) {
+            rc = eng_err_set(err, ENG_E_OOM, "nerf_occgrid_create: out of memory");
+            goto done;
+        }
+        memset(g->coarse, 1, nc);
+        g->coarse_valid = 1;
+    }
     /* nothing is known yet: every cell occupied, values 0 */
     memset(g->values.data, 0, (size_t)n[0] * sizeof(float));
     memset(g->bits.data, 1, (size_t)n[0]);
@@ -107,6 +120,7 @@ void nerf_occgrid_destroy(nerf_occgrid *g) {
     eng_tensor_free(g->alloc, &g->bits);
     eng_tensor_free(g->alloc, &g->values);
     free(g->factor);
+    free(g->coarse);
     free(g);
 }
 
@@ -160,7 +174,32 @@ float *nerf_occgrid_values(nerf_occgrid *g) {
     return (float *)g->values.data;
 }
 uint8_t *nerf_occgrid_bits(nerf_occgrid *g) {
+    g->coarse_valid = 0; /* the caller may write them: the coarse level is rebuilt on demand */
     return (uint8_t *)g->bits.data;
+}
+
+void nerf_occgrid_rebuild_coarse(nerf_occgrid *g) {
+    const int rc = g->coarse_res, r = g->p.res;
+    if (rc == 0) return;
+    const uint8_t *b = (const uint8_t *)g->bits.data;
+    const int64_t cc = (int64_t)rc * rc * rc;
+    memset(g->coarse, 0, (size_t)(cc * g->p.cascades));
+    for (int k = 0; k < g->p.cascades; k++)
+        for (int64_t i = 0; i < g->cells; i++)
+            if (b[k * g->cells + i]) {
+                const int64_t x = i % r, y = (i / r) % r, z = i / ((int64_t)r * r);
+                g->coarse[k * cc + ((z / 8) * rc + y / 8) * rc + x / 8] = 1;
+            }
+    g->coarse_valid = 1;
+}
+
+int nerf_occgrid_coarse_res(const nerf_occgrid *g) {
+    return g->coarse_valid ? g->coarse_res : 0;
+}
+
+int nerf_occgrid_coarse_occupied(const nerf_occgrid *g, int k, int64_t cell) {
+    const int64_t cc = (int64_t)g->coarse_res * g->coarse_res * g->coarse_res;
+    return cell < 0 || !g->coarse_valid || g->coarse[k * cc + cell] != 0;
 }
 
 void nerf_occgrid_refresh(nerf_occgrid *g) {
@@ -170,10 +209,12 @@ void nerf_occgrid_refresh(nerf_occgrid *g) {
     if (g->factor != NULL) { /* contracted: the thickness of the step taken in the cell */
         for (int64_t i = 0; i < g->cells; i++)
             b[i] = v[i] * g->factor[i] >= thr; /* factor >= 1: uniform still means occupied */
+        nerf_occgrid_rebuild_coarse(g);
         return;
     }
     for (int64_t i = 0; i < g->cells * g->p.cascades; i++)
         b[i] = v[i] >= thr; /* >=: a field that is still uniform leaves every cell occupied */
+    nerf_occgrid_rebuild_coarse(g);
 }
 
 /* The model-space position of a random point in cell `cell` of cascade k (u: 3 uniforms). */

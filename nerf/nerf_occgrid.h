@@ -98,6 +98,15 @@ float *nerf_occgrid_values(nerf_occgrid *g);
 uint8_t *nerf_occgrid_bits(nerf_occgrid *g);
 /* Recomputes the occupancy bytes from the values (after loading them). */
 void nerf_occgrid_refresh(nerf_occgrid *g);
+/* A coarse level for marching past large empty regions (nerf_march_params.coarse_skip): one
+ * byte per block of 8^3 cells, 1 where any of them is occupied; kept by refresh and update. Once
+ * nerf_occgrid_bits has handed the bytes out (a caller may write them) it is stale until
+ * nerf_occgrid_rebuild_coarse. nerf_occgrid_coarse_res: res / 8, or 0 while stale or when res is
+ * not a multiple of 8 of at least 16 (then nothing is skipped by it). coarse_occupied: cell of
+ * the res/8 grid (as nerf_cell_of / nerf_contract_cell with that res); 1 for -1 or stale. */
+void nerf_occgrid_rebuild_coarse(nerf_occgrid *g);
+int nerf_occgrid_coarse_res(const nerf_occgrid *g);
+int nerf_occgrid_coarse_occupied(const nerf_occgrid *g, int k, int64_t cell);
 
 /* One update at training step `step` (see the top). Errors: those of `density`, ENG_E_OOM. */
 int nerf_occgrid_update(

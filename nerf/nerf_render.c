@@ -54,6 +54,7 @@ typedef struct march_job {
     const float *o, *d;
     int64_t *count; /* pass 1 output */
     int fill;       /* 0: count, 1: write */
+    int coarse_res; /* p->coarse_skip and the grid's coarse level: its res; else 0 */
 } march_job;
 
 /* Writes sample `at` (model-space point q at tm, step dt) of a ray with direction d. */
@@ -83,7 +84,11 @@ static int64_t march_one_contract(const march_job *j, int64_t r) {
         const float tm = t + 0.5f * dt;
         const float q[3] = {o[0] + tm * d[0], o[1] + tm * d[1], o[2] + tm * d[2]};
         if (j->grid != NULL && !nerf_occgrid_occupied(j->grid, 0, nerf_contract_cell(q, ri, res))) {
-            const float tn = nerf_contract_next_t(o, d, tm, ri, res);
+            const int cr = j->coarse_res;
+            const float tn =
+                cr > 0 && !nerf_occgrid_coarse_occupied(j->grid, 0, nerf_contract_cell(q, ri, cr))
+                    ? nerf_contract_next_t(o, d, tm, ri, cr)
+                    : nerf_contract_next_t(o, d, tm, ri, res);
             t = tn > t + dt ? tn : t + dt;
             continue;
         }
@@ -116,7 +121,11 @@ static int64_t march_one(const march_job *j, int64_t r) {
                 continue;
             }
             if (!nerf_occgrid_occupied(j->grid, k, nerf_cell_of(q, k, res))) {
-                const float tn = nerf_next_cell_t(o, d, tm, k, res);
+                const int cr = j->coarse_res;
+                const float tn =
+                    cr > 0 && !nerf_occgrid_coarse_occupied(j->grid, k, nerf_cell_of(q, k, cr))
+                        ? nerf_next_cell_t(o, d, tm, k, cr)
+                        : nerf_next_cell_t(o, d, tm, k, res);
                 t = tn > t + dt ? tn : t + dt;
                 continue;
             }
@@ -182,7 +191,9 @@ int nerf_march(nerf_samples *s,
         return eng_err_set(err, ENG_E_OOM, "nerf_march: out of memory for %lld rays",
                            (long long)n_rays);
     s->cap_rays = cap_rays;
-    march_job j = {s, grid, p, o, d, s->start + 1, 0};
+    march_job j = {
+        s, grid,         p, o,
+        d, s->start + 1, 0, p->coarse_skip && grid != NULL ? nerf_occgrid_coarse_res(grid) : 0};
     eng_pool_parallel_for(pool, n_rays, RAY_GRAIN, march_range, &j);
     s->start[0] = 0;
     for (int64_t r = 0; r < n_rays; r++)

@@ -50,6 +50,9 @@ typedef struct nerf_march_params {
     int contract;               /* 1: contracted marching (above); 0: the box as it is */
     float inner_radius;         /* contraction: half the side of the inner cube (0.5) */
     float contract_step;        /* contraction: smallest step in contracted units (1/256) */
+    int coarse_skip; /* 1: skip whole empty 8^3 blocks of the grid (nerf_occgrid_coarse_res):
+                        faster through empty space, the same samples up to float rounding of
+                        the skipped-to t; 0 (default): cell by cell, as the CUDA kernels */
 } nerf_march_params;
 /* Defaults for a scene of aabb_scale `aabb` (box [0.5 - aabb/2, 0.5 + aabb/2]^3), no
  * contraction. */

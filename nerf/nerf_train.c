@@ -263,7 +263,10 @@ int nerf_trainer_set_dataset(nerf_trainer *t, const nerf_dataset *ds, eng_err *e
 int nerf_trainer_sync(nerf_trainer *t, eng_err *err) {
     if (t->dev == NULL || !t->host_stale) return ENG_OK;
     const int rc = nerf_cuda_trainer_download(t->dev, t->field, t->adam, t->grid, err);
-    if (rc == ENG_OK) t->host_stale = 0;
+    if (rc == ENG_OK) {
+        nerf_occgrid_rebuild_coarse(t->grid); /* the bytes came from the device */
+        t->host_stale = 0;
+    }
     return rc;
 }
 
@@ -493,6 +496,8 @@ static int render_rays(nerf_trainer *t,
     int rc = ENG_OK;
     eng_pool *pool = eng_ctx_pool(t->ctx);
     if ((rc = ensure_rays(t, RENDER_TILE, err)) != ENG_OK) return rc;
+    nerf_march_params mp = t->mp; /* rendering skips empty 8^3 blocks at once */
+    mp.coarse_skip = 1;
     for (int64_t k = 0; k < RENDER_TILE; k++)
         for (int a = 0; a < 3; a++)
             t->bg[3 * k + a] = bg[a];
@@ -501,7 +506,7 @@ static int render_rays(nerf_trainer *t,
         cj->o = t->o, cj->d = t->d, cj->first = first;
         eng_pool_parallel_for(pool, R, RAY_GRAIN, cam_rays, cj);
         nerf_samples *s = &t->samples;
-        if ((rc = nerf_march(s, t->grid, &t->mp, R, t->o, t->d, pool, err)) != ENG_OK) return rc;
+        if ((rc = nerf_march(s, t->grid, &mp, R, t->o, t->d, pool, err)) != ENG_OK) return rc;
         if (s->n > t->cap_samples) {
             if (grow_f(&t->sigma, s->n) || grow_f(&t->rgb, 3 * s->n) || grow_f(&t->d_sigma, s->n) ||
                 grow_f(&t->d_rgb, 3 * s->n))

@@ -4,5 +4,5 @@
 eng_test_exe(test_nerf_render test_nerf_render.c)
 target_link_libraries(test_nerf_render PRIVATE nerf_lib)
 eng_test_cases(test_nerf_render nerf.render cpu
-  ray_box march_uniform march_grid composite composite_backward contract_math march_contract)
+  ray_box march_uniform march_grid march_coarse composite composite_backward contract_math march_contract)
 eng_test_cases(test_nerf_render nerf.occgrid cpu occgrid_update occgrid_contract)

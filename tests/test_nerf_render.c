@@ -141,6 +141,80 @@ static int test_march_grid(void) {
     return 0;
 }
 
+/* Skipping empty 8^3 blocks at once (coarse_skip, as rendering marches) keeps the samples of
+ * cell-by-cell marching; the coarse level follows refresh, goes stale when the bytes are handed
+ * out and comes back with nerf_occgrid_rebuild_coarse. */
+static int test_march_coarse(void) {
+    eng_err err = {0};
+    eng_ctx *ctx = eng_test_ctx(2);
+    nerf_occgrid *g = NULL;
+    nerf_occgrid_params gp;
+    nerf_march_params mp;
+    nerf_samples a = {0}, b = {0};
+    uint64_t rng = 11;
+    CHECK(ctx != NULL);
+    nerf_occgrid_params_init(&gp);
+    gp.res = 64;
+    CHECK_OK(nerf_occgrid_create(&g, &gp, eng_ctx_alloc(ctx, ENG_DEVICE_CPU), &err), &err);
+    CHECK_EQ_I64(nerf_occgrid_coarse_res(g), 8);
+    float *v = nerf_occgrid_values(g);
+    for (int64_t i = 0; i < 64 * 64 * 64; i++) { /* a sphere and a few scattered cells */
+        const int64_t x = i % 64, y = (i / 64) % 64, z = i / 4096;
+        const double cx = (x + 0.5) / 64 - 0.5, cy = (y + 0.5) / 64 - 0.5,
+                     cz = (z + 0.5) / 64 - 0.5;
+        v[i] = cx * cx + cy * cy + cz * cz < 0.15 * 0.15 || urand(&rng) < 0.002 ? 1.0f : 0.0f;
+    }
+    nerf_occgrid_refresh(g);
+    enum { R = 512 };
+    float o[3 * R], d[3 * R];
+    for (int r = 0; r < R; r++) {
+        for (int k = 0; k < 3; k++)
+            d[3 * r + k] = (float)(urand(&rng) - 0.5);
+        unit(d + 3 * r);
+        for (int k = 0; k < 3; k++)
+            o[3 * r + k] = 0.5f - 1.5f * d[3 * r + k] + (float)(urand(&rng) - 0.5) * 0.6f;
+    }
+    nerf_march_params_init(&mp, 1.0f);
+    CHECK_OK(nerf_march(&a, g, &mp, R, o, d, eng_ctx_pool(ctx), &err), &err);
+    mp.coarse_skip = 1;
+    CHECK_OK(nerf_march(&b, g, &mp, R, o, d, eng_ctx_pool(ctx), &err), &err);
+    int64_t worst = 0, same = 0;
+    double dt_worst = 0;
+    for (int r = 0; r < R; r++) {
+        const int64_t na = a.start[r + 1] - a.start[r], nb = b.start[r + 1] - b.start[r];
+        worst = llabs(na - nb) > worst ? llabs(na - nb) : worst;
+        if (na != nb) continue;
+        same++;
+        for (int64_t i = 0; i < na; i++)
+            dt_worst = fmax(dt_worst, fabs((double)a.t[a.start[r] + i] - b.t[b.start[r] + i]));
+    }
+    fprintf(stderr,
+            "nerf.render.march_coarse: %lld vs %lld samples; %lld of %d rays alike (t within "
+            "%.2g), worst count difference %lld\n",
+            (long long)a.n, (long long)b.n, (long long)same, R, dt_worst, (long long)worst);
+    CHECK(a.n > 1000 && llabs(a.n - b.n) <= a.n / 100);
+    CHECK(same >= R * 95 / 100 && dt_worst < 1e-3 && worst <= 2);
+    for (int64_t i = 0; i < b.n; i++)
+        CHECK(nerf_occgrid_occupied_at(g, b.pos + 3 * i));
+    /* bytes written by hand: stale until rebuilt, and never skipping what they mark */
+    uint8_t *bits = nerf_occgrid_bits(g);
+    CHECK_EQ_I64(nerf_occgrid_coarse_res(g), 0);
+    memset(bits, 0, 64 * 64 * 64);
+    bits[(40 * 64 + 40) * 64 + 40] = 1; /* one cell in an otherwise empty block */
+    nerf_occgrid_rebuild_coarse(g);
+    CHECK_EQ_I64(nerf_occgrid_coarse_res(g), 8);
+    const float oc[3] = {0.5f, 0.5f, 0.5f};
+    float dc[3] = {1, 1, 1};
+    unit(dc); /* through the cell's centre ((40.5 / 64) on each axis) from the middle */
+    CHECK_OK(nerf_march(&b, g, &mp, 1, oc, dc, NULL, &err), &err);
+    CHECK(b.n > 0);
+    nerf_samples_free(&a);
+    nerf_samples_free(&b);
+    nerf_occgrid_destroy(g);
+    eng_ctx_destroy(ctx);
+    return 0;
+}
+
 /* ---- the contraction ------------------------------------------------------------------------- */
 
 /* unit = (contract((p - c) / r) + 2) / 4 in double, with the L-infinity norm (the spec). */
@@ -686,6 +760,7 @@ static const eng_test_case cases[] = {
     {"ray_box", test_ray_box},
     {"march_uniform", test_march_uniform},
     {"march_grid", test_march_grid},
+    {"march_coarse", test_march_coarse},
     {"composite", test_composite},
     {"composite_backward", test_composite_backward},
     {"occgrid_update", test_occgrid_update},
