@@ -53,6 +53,7 @@
 #ifndef NERF_CUDA_H
 #define NERF_CUDA_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -85,6 +86,8 @@ typedef struct nerf_cuda_field {
     int64_t n_color_in; /* 16 SH values + geo_features */
     float box_lo;       /* unit(pos) = (pos - box_lo) * box_inv: the scene box onto [0, 1]^3 */
     float box_inv;
+    int contract;       /* 1: unit(pos) = nerf_contract_unit(pos, inner_radius) instead */
+    float inner_radius; /* the contraction's (nerf_field_params.inner_radius) */
 } nerf_cuda_field;
 
 /* The samples of a batch of rays, packed ray after ray, in device memory (the caller's). */
@@ -145,6 +148,16 @@ nerf_cuda_field_init(nerf_cuda_field *f, const nerf_field_params *p, eng_err *er
     }
     f->box_lo = 0.5f - 0.5f * p->grid.aabb_scale;
     f->box_inv = 1.0f / p->grid.aabb_scale;
+    if ((p->contract != 0 && p->contract != 1) ||
+        (p->contract && !(p->inner_radius > 0 && isfinite(p->inner_radius)))) {
+        rc = eng_err_set(err, ENG_E_INVALID_ARG,
+                         "nerf_cuda_field_init: contract = %d (expected 0 or 1), inner_radius = %g "
+                         "(expected > 0 when contracting)",
+                         p->contract, (double)p->inner_radius);
+        goto done;
+    }
+    f->contract = p->contract;
+    f->inner_radius = p->inner_radius;
     f->layout.density = 0;
     f->layout.color = f->density.n_weights;
     f->layout.grid = f->layout.color + f->color.n_weights;
@@ -292,7 +305,10 @@ int nerf_cuda_field_bwd(const nerf_cuda_field *f,
  * start (n_rays + 1, device int64) = their exclusive prefix sum (cub's scan). Then waits for the
  * stream and sets *n_samples = start[n_rays] and *n_rays_kept = the rays whose samples fit in
  * cap_samples (nerf_train's rule: the largest k >= 1 with start[k] <= cap_samples, or 1; n_rays
- * when cap_samples < 0 means no cap). Workspace: s->arena (the scan's temporary storage).
+ * when cap_samples < 0 means no cap). p->contract: the contracted march (march_one_contract of
+ * nerf_render.c; grid: one cascade over the contracted cube, with p's inner_radius); p->coarse_skip
+ * is ignored (the device never skips 8^3 blocks at once). Workspace: s->arena (the scan's
+ * temporary storage).
  * Errors: ENG_E_INVALID_ARG (bad params as nerf_march, no arena, NULL buffers), ENG_E_OOM. */
 int nerf_cuda_march_count(const nerf_cuda_occ *grid,
                           const nerf_march_params *p,
@@ -369,7 +385,10 @@ int nerf_cuda_occgrid_pick(const nerf_occgrid_params *p,
                            eng_err *err);
 /* The rest of the update: values (cascades res^3, device) = max(values * decay, densest new
  * optical thickness sigma * dt_min of the cell's picks), bits = values >= min(threshold, mean of
- * cascade 0). sigma: (n_pick) densities at the picked points (non-finite and negative count as
+ * cascade 0). Contracted grids (p->contract, one cascade): the picks' points are uniform in the
+ * contracted cells mapped back (nerf_uncontract_unit), the mean is over the inner cube's cells
+ * and bits = values * max(1, m) >= it (m = nerf_contract_norm of the cell's centre), as
+ * nerf_occgrid_refresh. sigma: (n_pick) densities at the picked points (non-finite and negative count as
  * 0); fresh: (cascades res^3) device floats of workspace. Workspace: s->arena (the mean's
  * partial sums, summed in a fixed order: deterministic).
  * Errors: ENG_E_INVALID_ARG (params, n_pick < 0, NULL buffers, no arena), ENG_E_OOM. */

@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include "eng_cuda_common.cuh"
+#include "nerf_contract_math.h"
 #include "nerf_mlp_math.h"
 #include "nerf_sh_math.h"
 
@@ -43,6 +44,22 @@ static __global__ void field_unit_f32_kernel(
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n3;
          i += (int64_t)gridDim.x * blockDim.x)
         upos[i] = (pos[i] - lo) * inv;
+}
+
+/* upos[r] = nerf_contract_unit(pos[r], inner_radius) (the twin's contracted field), one thread
+ * per point. */
+static __global__ void field_unit_contract_f32_kernel(float *__restrict__ upos,
+                                                      const float *__restrict__ pos,
+                                                      int64_t n,
+                                                      float inner_radius) {
+    for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < n;
+         r += (int64_t)gridDim.x * blockDim.x) {
+        const float p[3] = {pos[3 * r], pos[3 * r + 1], pos[3 * r + 2]};
+        float u[3];
+        nerf_contract_unit(p, inner_radius, u);
+        for (int a = 0; a < 3; a++)
+            upos[3 * r + a] = u[a];
+    }
 }
 
 /* sigma[r] = trunc_exp(col_in[r, 16]); with dir, col_in[r, 0..15] = SH(dir[r]). One thread per
@@ -137,8 +154,13 @@ int nerf_cuda_field_fwd(const nerf_cuda_field *f,
     const int64_t G = f->grid.n_outputs, C = f->n_color_in;
     const unsigned blocks3 = eng_cuda_grid_1d(3 * n, FIELD_BLOCK, FIELD_MAX_BLOCKS);
     const unsigned blocks = eng_cuda_grid_1d(n, FIELD_BLOCK, FIELD_MAX_BLOCKS);
-    field_unit_f32_kernel<<<blocks3, FIELD_BLOCK, 0, st>>>(sc.upos, pos, 3 * n, f->box_lo,
-                                                           f->box_inv);
+    if (f->contract) {
+        field_unit_contract_f32_kernel<<<blocks, FIELD_BLOCK, 0, st>>>(sc.upos, pos, n,
+                                                                       f->inner_radius);
+    } else {
+        field_unit_f32_kernel<<<blocks3, FIELD_BLOCK, 0, st>>>(sc.upos, pos, 3 * n, f->box_lo,
+                                                               f->box_inv);
+    }
     ENG_CUDA_LAUNCH_CHECK(err);
     if ((rc = nerf_cuda_hashgrid_fwd(&f->grid, s, sc.enc, sc.upos, n, params + f->layout.grid,
                                      err)) != ENG_OK ||

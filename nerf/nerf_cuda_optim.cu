@@ -10,7 +10,8 @@
  *   update: fresh = -1; fresh[idx] = max(fresh[idx], sigma dt_min) (atomicMax on the bits of
  *           non-negative floats); values = max(values decay, fresh); the mean of cascade 0 in f64
  *           (per-block partial sums, then one block, fixed orders); bits = values >= min(threshold,
- *           mean). */
+ *           mean). Contracted grids: points mapped back from the contracted cells, the mean over
+ *           the inner cube, bits = values max(1, m) >= min(threshold, mean) (nerf_occgrid.c). */
 #include "nerf_cuda.h"
 
 #include <math.h>
@@ -22,6 +23,7 @@
 #include "eng_cuda_common.cuh"
 #include "eng_philox_math.h"
 #include "nerf_adam_math.h"
+#include "nerf_contract_math.h"
 
 enum {
     EW_BLOCK = 256, /* elementwise kernels */
@@ -147,6 +149,8 @@ static __global__ void occ_points_f32_kernel(float *__restrict__ pos,
                                              const int64_t *__restrict__ idx,
                                              int64_t n_pick,
                                              int res,
+                                             int contract,
+                                             float inner_radius,
                                              uint64_t seed,
                                              uint64_t offset) {
     const int64_t cells = (int64_t)res * res * res;
@@ -164,6 +168,15 @@ static __global__ void occ_points_f32_kernel(float *__restrict__ pos,
         const int k = (int)(id / cells);
         const int64_t cell = id % cells, r = res;
         const int64_t c[3] = {cell % r, (cell / r) % r, cell / (r * r)};
+        if (contract) { /* a uniform point of the contracted cell, mapped back */
+            float cu[3], q[3];
+            for (int a = 0; a < 3; a++)
+                cu[a] = ((float)c[a] + u[a]) / (float)r;
+            nerf_uncontract_unit(cu, inner_radius, q);
+            for (int a = 0; a < 3; a++)
+                pos[3 * j + a] = q[a];
+            continue;
+        }
         const float side = (float)(1 << k), lo = 0.5f - 0.5f * side;
         for (int a = 0; a < 3; a++)
             pos[3 * j + a] = lo + ((float)c[a] + u[a]) / (float)r * side;
@@ -180,6 +193,13 @@ static int check_occ(const char *fn, const nerf_occgrid_params *p, eng_err *err)
                            fn, p->cascades, NERF_OCCGRID_MAX_CASCADES, p->res, NERF_OCCGRID_MAX_RES,
                            (double)p->decay, (double)p->threshold, (double)p->dt_min,
                            p->warmup_steps);
+    }
+    if ((p->contract != 0 && p->contract != 1) ||
+        (p->contract &&
+         (p->cascades != 1 || !(p->inner_radius > 0) || !isfinite(p->inner_radius)))) {
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "%s: contract %d needs cascades 1 (got %d) and inner_radius %g > 0", fn,
+                           p->contract, p->cascades, (double)p->inner_radius);
     }
     return ENG_OK;
 }
@@ -262,7 +282,8 @@ int nerf_cuda_occgrid_pick(const nerf_occgrid_params *p,
         }
         if (n_pick > 0) {
             occ_points_f32_kernel<<<eng_cuda_grid_1d(n_pick, EW_BLOCK, EW_MAX_BLOCKS), EW_BLOCK, 0,
-                                    st>>>(pos, idx, n_pick, p->res, seed, offset);
+                                    st>>>(pos, idx, n_pick, p->res, p->contract, p->inner_radius,
+                                          seed, offset);
             if ((rc = eng_cuda_launch_check(__func__, __FILE__, __LINE__, err)) != ENG_OK)
                 goto done;
         }
@@ -320,22 +341,32 @@ static __device__ void block_sum(double *sh) {
     __syncthreads();
 }
 
-/* partial[b] = the sum of values[b chunk .. (b + 1) chunk) (cells of cascade 0 only), f64. */
-static __global__ void __launch_bounds__(MEAN_THREADS) occ_partial_f64_kernel(
-    double *__restrict__ partial, const float *__restrict__ values, int64_t cells, int64_t chunk) {
+/* partial[b] = the sum of the values of cells [b chunk .. (b + 1) chunk) of the sub-cube
+ * [lo, lo + side)^3 of cascade 0 (x fastest; lo 0, side res: the whole cascade), f64. */
+static __global__ void __launch_bounds__(MEAN_THREADS)
+    occ_partial_f64_kernel(double *__restrict__ partial,
+                           const float *__restrict__ values,
+                           int64_t res,
+                           int64_t lo,
+                           int64_t side,
+                           int64_t chunk) {
     __shared__ double sh[MEAN_THREADS];
+    const int64_t cells = side * side * side;
     const int64_t b0 = (int64_t)blockIdx.x * chunk;
     const int64_t b1 = b0 + chunk < cells ? b0 + chunk : cells;
     double acc = 0.0;
-    for (int64_t i = b0 + threadIdx.x; i < b1; i += MEAN_THREADS)
-        acc += values[i];
+    for (int64_t i = b0 + threadIdx.x; i < b1; i += MEAN_THREADS) {
+        const int64_t x = lo + i % side, y = lo + (i / side) % side, z = lo + i / (side * side);
+        acc += values[(z * res + y) * res + x];
+    }
     sh[threadIdx.x] = acc;
     block_sum(sh);
     if (threadIdx.x == 0) partial[blockIdx.x] = sh[0];
 }
 
 /* bits = values >= min(threshold, mean), the mean from the partials (one block sums them, then
- * every block has the same number). */
+ * every block has the same number); contracted (ri > 0), values * max(1, m) >= it with m =
+ * nerf_contract_norm of the cell's centre, as nerf_occgrid_refresh's factor. */
 static __global__ void __launch_bounds__(MEAN_THREADS)
     occ_bits_u8_kernel(uint8_t *__restrict__ bits,
                        const float *__restrict__ values,
@@ -343,7 +374,9 @@ static __global__ void __launch_bounds__(MEAN_THREADS)
                        const double *__restrict__ partial,
                        int n_partial,
                        int64_t cells,
-                       float threshold) {
+                       float threshold,
+                       int res,
+                       float ri) {
     __shared__ double sh[MEAN_THREADS];
     double acc = 0.0;
     for (int b = (int)threadIdx.x; b < n_partial; b += MEAN_THREADS)
@@ -353,8 +386,20 @@ static __global__ void __launch_bounds__(MEAN_THREADS)
     const double mean = sh[0] / (double)cells;
     const float thr = (float)fmin((double)threshold, mean);
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        bits[i] = values[i] >= thr;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        if (ri > 0.0f) {
+            const int64_t r = res;
+            const float u[3] = {((float)(i % r) + 0.5f) / (float)r,
+                                ((float)((i / r) % r) + 0.5f) / (float)r,
+                                ((float)(i / (r * r)) + 0.5f) / (float)r};
+            float q[3];
+            nerf_uncontract_unit(u, ri, q);
+            const float m = nerf_contract_norm(q, ri);
+            bits[i] = values[i] * (m > 1.0f ? m : 1.0f) >= thr;
+        } else {
+            bits[i] = values[i] >= thr;
+        }
+    }
 }
 
 int nerf_cuda_occgrid_update(const nerf_occgrid_params *p,
@@ -396,7 +441,14 @@ int nerf_cuda_occgrid_update(const nerf_occgrid_params *p,
     {
         const int64_t cells = (int64_t)p->res * p->res * p->res, total = cells * p->cascades;
         const unsigned blocks = eng_cuda_grid_1d(total, EW_BLOCK, EW_MAX_BLOCKS);
-        const int64_t chunk = ENG_CEIL_DIV(cells, (int64_t)MEAN_BLOCKS);
+        /* the mean's cells: all of cascade 0, or contracted the inner cube's (the cells whose
+         * centre is in [1/4, 3/4]^3, as nerf_occgrid_mean counts them) */
+        int64_t lo = 0;
+        if (p->contract)
+            while ((2.0 * (double)lo + 1.0) / (2.0 * (double)p->res) < 0.25)
+                lo++;
+        const int64_t side = p->res - 2 * lo, mean_cells = side * side * side;
+        const int64_t chunk = ENG_CEIL_DIV(mean_cells, (int64_t)MEAN_BLOCKS);
         fill_f32_kernel<<<blocks, EW_BLOCK, 0, st>>>(fresh, total, -1.0f);
         if ((rc = eng_cuda_launch_check(__func__, __FILE__, __LINE__, err)) != ENG_OK) goto done;
         if (n_pick > 0) {
@@ -407,10 +459,12 @@ int nerf_cuda_occgrid_update(const nerf_occgrid_params *p,
         }
         occ_decay_f32_kernel<<<blocks, EW_BLOCK, 0, st>>>(values, fresh, total, p->decay);
         if ((rc = eng_cuda_launch_check(__func__, __FILE__, __LINE__, err)) != ENG_OK) goto done;
-        occ_partial_f64_kernel<<<MEAN_BLOCKS, MEAN_THREADS, 0, st>>>(partial, values, cells, chunk);
+        occ_partial_f64_kernel<<<MEAN_BLOCKS, MEAN_THREADS, 0, st>>>(partial, values, p->res, lo,
+                                                                     side, chunk);
         if ((rc = eng_cuda_launch_check(__func__, __FILE__, __LINE__, err)) != ENG_OK) goto done;
         occ_bits_u8_kernel<<<eng_cuda_grid_1d(total, MEAN_THREADS, 4096), MEAN_THREADS, 0, st>>>(
-            bits, values, total, partial, MEAN_BLOCKS, cells, p->threshold);
+            bits, values, total, partial, MEAN_BLOCKS, mean_cells, p->threshold, p->res,
+            p->contract ? p->inner_radius : 0.0f);
         if ((rc = eng_cuda_launch_check(__func__, __FILE__, __LINE__, err)) != ENG_OK) goto done;
     }
 done:

@@ -21,6 +21,64 @@ static __device__ int occ_occupied(const nerf_cuda_occ &grid, int k, int64_t cel
     return grid.bits[k * cells + cell] != 0;
 }
 
+/* Writes sample `at` (position q, direction d, t and dt). */
+static __device__ void put_sample(int64_t at,
+                                  const float q[3],
+                                  const float *d,
+                                  float tm,
+                                  float dt,
+                                  float *__restrict__ pos,
+                                  float *__restrict__ dir,
+                                  float *__restrict__ ts,
+                                  float *__restrict__ dts) {
+    for (int a = 0; a < 3; a++) {
+        pos[3 * at + a] = q[a];
+        dir[3 * at + a] = d[a];
+    }
+    ts[at] = tm;
+    dts[at] = dt;
+}
+
+/* The contracted march of ray (o, d) over [t0, t1] (nerf_render.c's march_one_contract without
+ * its optional coarse skip, which training never sets): one grid over the contracted cube. */
+template <bool FILL>
+static __device__ int64_t march_ray_contract(const nerf_cuda_occ &grid,
+                                             const nerf_march_params &p,
+                                             const float *o,
+                                             const float *d,
+                                             float t0,
+                                             float t1,
+                                             int64_t at,
+                                             int64_t end,
+                                             float *__restrict__ pos,
+                                             float *__restrict__ dir,
+                                             float *__restrict__ ts,
+                                             float *__restrict__ dts) {
+    const int res = grid.bits != NULL ? grid.res : 1;
+    const float ri = p.inner_radius;
+    int64_t n = 0;
+    float t = t0 + 1e-6f;
+    while (t < t1 && n < p.max_samples) {
+        const float q0[3] = {o[0] + t * d[0], o[1] + t * d[1], o[2] + t * d[2]};
+        const float dt =
+            nerf_step_contract(q0, t, p.cone_angle, p.dt_min, p.dt_max, ri, p.contract_step);
+        const float tm = t + 0.5f * dt;
+        const float q[3] = {o[0] + tm * d[0], o[1] + tm * d[1], o[2] + tm * d[2]};
+        if (grid.bits != NULL && !occ_occupied(grid, 0, nerf_contract_cell(q, ri, res))) {
+            const float tn = nerf_contract_next_t(o, d, tm, ri, res);
+            t = tn > t + dt ? tn : t + dt;
+            continue;
+        }
+        if (FILL) {
+            if (at >= end) break; /* cannot happen when pass 1 counted the same ray */
+            put_sample(at++, q, d, tm, dt, pos, dir, ts, dts);
+        }
+        n++;
+        t += dt;
+    }
+    return n;
+}
+
 /* Marches ray (o, d) as nerf_render.c's march_one does; with FILL, writes its samples from `at`
  * but never at or past `end`. Returns the number of samples. */
 template <bool FILL>
@@ -36,6 +94,8 @@ static __device__ int64_t march_ray(const nerf_cuda_occ &grid,
                                     float *__restrict__ dts) {
     float t0, t1;
     if (!nerf_ray_box(o, d, p.box_lo, p.box_hi, &t0, &t1)) return 0;
+    if (p.contract)
+        return march_ray_contract<FILL>(grid, p, o, d, t0, t1, at, end, pos, dir, ts, dts);
     const int cascades = grid.bits != NULL ? grid.cascades : 1;
     const int res = grid.bits != NULL ? grid.res : 1;
     int64_t n = 0;
@@ -132,6 +192,18 @@ static int check_march(const char *fn,
         return eng_err_set(
             err, ENG_E_INVALID_ARG, "%s: dt_min %g, dt_max %g, cone_angle %g, max_samples %d", fn,
             (double)p->dt_min, (double)p->dt_max, (double)p->cone_angle, p->max_samples);
+    }
+    if (p->contract && (!(p->inner_radius > 0 && isfinite(p->inner_radius)) ||
+                        !(p->contract_step > 0 && isfinite(p->contract_step)))) {
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "%s: contracted marching with inner_radius %g and contract_step %g "
+                           "(both must be positive)",
+                           fn, (double)p->inner_radius, (double)p->contract_step);
+    }
+    if (p->contract && grid->bits != NULL && grid->cascades != 1) {
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "%s: contracted marching needs a grid of 1 cascade, got %d", fn,
+                           grid->cascades);
     }
     if (grid->bits != NULL && (grid->cascades < 1 || grid->cascades > NERF_OCCGRID_MAX_CASCADES ||
                                grid->res < 1 || grid->res > NERF_OCCGRID_MAX_RES)) {

@@ -92,7 +92,7 @@ struct nerf_cuda_trainer {
     eng_stream s;         /* the context's CUDA stream with our arena */
     eng_arena *arena;     /* per-step and per-render buffers, reset at each */
     nerf_train_params p;
-    float aabb; /* the model's aabb_scale */
+    float aabb; /* the dataset's aabb_scale (contracted models: 0 until a dataset is set) */
     nerf_cuda_field f;
     nerf_adam_params ap;
     nerf_occgrid_params gp;
@@ -161,9 +161,33 @@ static int check_model(const nerf_cuda_trainer *t,
     return ENG_OK;
 }
 
-/* 1 when the model uses the scene contraction (not on the device yet). */
-static int contracted(const nerf_field_params *fp, const nerf_occgrid_params *gp) {
-    return fp->contract != 0 || gp->contract != 0;
+/* The march parameters of nerf_trainer (nerf_trainer_march_params): the box's, or with the scene
+ * contraction the contracted march out to the cube of half side p->far (0: 64 inner radii). The
+ * field and the occupancy grid must agree on the contraction and its inner radius. */
+static int march_params(nerf_march_params *mp,
+                        const nerf_field_params *fp,
+                        const nerf_occgrid_params *gp,
+                        const nerf_train_params *p,
+                        eng_err *err) {
+    if ((fp->contract != 0) != (gp->contract != 0) ||
+        (fp->contract && fp->inner_radius != gp->inner_radius))
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "nerf_cuda_trainer_create: the field is %s (inner radius %g) but the "
+                           "occupancy grid is %s (inner radius %g)",
+                           fp->contract ? "contracted" : "not contracted", (double)fp->inner_radius,
+                           gp->contract ? "contracted" : "not contracted",
+                           (double)gp->inner_radius);
+    if (!fp->contract) {
+        nerf_march_params_init(mp, fp->grid.aabb_scale);
+        return ENG_OK;
+    }
+    const float far = p->far > 0 ? p->far : 64.0f * fp->inner_radius;
+    if (!(far > fp->inner_radius))
+        return eng_err_set(err, ENG_E_INVALID_ARG,
+                           "nerf_cuda_trainer_create: far %g must exceed the inner radius %g",
+                           (double)far, (double)fp->inner_radius);
+    nerf_march_params_init_contract(mp, fp->inner_radius, far);
+    return ENG_OK;
 }
 
 /* ---- creation --------------------------------------------------------------------------------- */
@@ -220,6 +244,7 @@ int nerf_cuda_trainer_set_dataset(nerf_cuda_trainer *t, const nerf_dataset *ds, 
     const int64_t n = nerf_dataset_count(ds), w = nerf_dataset_width(ds),
                   h = nerf_dataset_height(ds);
     const uint8_t *px = nerf_dataset_pixels(ds);
+    if (!(t->aabb > 0)) t->aabb = nerf_dataset_aabb_scale(ds); /* contracted, the first */
     const float aabb = t->aabb;
     if (n < 1 || w < 1 || h < 1 || px == NULL || nerf_train_frames(t->p.holdout, n) < 1)
         return eng_err_set(err, ENG_E_INVALID_ARG,
@@ -277,10 +302,6 @@ int nerf_cuda_trainer_create(nerf_cuda_trainer **out,
                            "%d (>= 1), lr %g, holdout %lld (0 or >= 2)",
                            (long long)p->target_samples, p->occ_every, (double)p->lr,
                            (long long)p->holdout);
-    if (contracted(nerf_field_get_params(field), nerf_occgrid_get_params(grid)))
-        return eng_err_set(err, ENG_E_UNSUPPORTED,
-                           "nerf_cuda_trainer_create: the scene contraction (unbounded scenes) is "
-                           "not on the device yet: train with contract 0 or on the CPU");
     if ((t = (nerf_cuda_trainer *)calloc(1, sizeof *t)) == NULL)
         return eng_err_set(err, ENG_E_OOM, "nerf_cuda_trainer_create: out of memory");
     t->ctx = ctx;
@@ -294,8 +315,9 @@ int nerf_cuda_trainer_create(nerf_cuda_trainer **out,
     }
     t->ap = *nerf_adam_get_params(adam);
     t->gp = *nerf_occgrid_get_params(grid);
-    t->aabb = fp->grid.aabb_scale;
-    nerf_march_params_init(&t->mp, t->aabb);
+    /* contracted, the grid's aabb_scale is 4 r, not the dataset's: take the dataset's */
+    t->aabb = !fp->contract ? fp->grid.aabb_scale : ds != NULL ? nerf_dataset_aabb_scale(ds) : 0;
+    if ((rc = march_params(&t->mp, fp, &t->gp, p, err)) != ENG_OK) goto done;
     if ((rc = eng_arena_create(&t->arena, t->dev, "nerf.cuda.step", err)) != ENG_OK) goto done;
     t->s = *cs;
     t->s.arena = t->arena;

@@ -63,8 +63,10 @@ typedef struct nerf_cuda_trainer nerf_cuda_trainer; /* opaque */
 /* Uploads the CPU model (field parameters, Adam's moments, step counts and step count, the
  * occupancy grid's values and bits; all borrowed for the call and only read) and, when ds is not NULL, the
  * dataset's frames (cameras and RGBA pixels). p: the trainer's parameters (target_samples, lr,
- * occ_every, random_bg, seed, holdout are used; copied). The scene contraction (nerf_field_params
- * contract = 1, unbounded scenes) is not on the device yet: ENG_E_UNSUPPORTED. ctx must have CUDA attached (eng_cuda_attach).
+ * occ_every, random_bg, seed, holdout are used; copied). Contracted models (nerf_field_params
+ * contract = 1) march as nerf_trainer does (nerf_march_params_init_contract with the inner
+ * radius and p->far, 0: 64 r); the field and the grid must agree on the contraction
+ * (ENG_E_INVALID_ARG). ctx must have CUDA attached (eng_cuda_attach).
  * On ENG_OK the caller owns *out (nerf_cuda_trainer_destroy). */
 int nerf_cuda_trainer_create(nerf_cuda_trainer **out,
                              eng_ctx *ctx,

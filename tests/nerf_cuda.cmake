@@ -8,11 +8,12 @@ target_link_libraries(test_nerf_cuda PRIVATE nerf_lib)
 eng_test_cases(test_nerf_cuda nerf.cuda cpu layout train_math)
 if(ENG_CUDA)
   set(NERF_CUDA_TEST_CASES
-    grid_fwd grid_bwd sh mlp field march composite adam occgrid errors train_rays cam_rays l2
-    trainer)
+    grid_fwd grid_bwd sh mlp field field_contract march march_contract composite adam occgrid
+    occgrid_contract errors train_rays cam_rays l2
+    trainer trainer_contract)
   eng_test_cases(test_nerf_cuda nerf.cuda gpu ${NERF_CUDA_TEST_CASES})
-  # the trainer case trains the CPU and the CUDA trainers for 300 steps each
-  set_tests_properties(nerf.cuda.trainer PROPERTIES TIMEOUT 900)
+  # the trainer cases train the CPU and the CUDA trainers for 300 steps each
+  set_tests_properties(nerf.cuda.trainer nerf.cuda.trainer_contract PROPERTIES TIMEOUT 900)
   # As tests/cuda.cmake: the CUDA driver maps memory in ASan's shadow gap and keeps allocations
   # for the life of the process.
   if(ENG_SANITIZE MATCHES "address")
