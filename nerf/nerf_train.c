@@ -275,7 +275,7 @@ int nerf_trainer_set_device(nerf_trainer *t, eng_device_kind device, eng_err *er
     if (device == ENG_DEVICE_CUDA) {
         if (t->dev == NULL)
             rc = nerf_cuda_trainer_create(&t->dev, t->ctx, t->field, t->adam, t->grid, t->ds, &t->p,
-                                          err);
+                                          &t->mp, err);
     } else if (t->dev != NULL) {
         if ((rc = nerf_trainer_sync(t, err)) != ENG_OK) return rc;
         nerf_cuda_trainer_destroy(t->dev);

@@ -33,8 +33,9 @@ int nerf_cuda_trainer_create(nerf_cuda_trainer **out,
                              nerf_occgrid *grid,
                              const nerf_dataset *ds,
                              const nerf_train_params *p,
+                             const nerf_march_params *mp,
                              eng_err *err) {
-    (void)ctx, (void)field, (void)adam, (void)grid, (void)ds, (void)p;
+    (void)ctx, (void)field, (void)adam, (void)grid, (void)ds, (void)p, (void)mp;
     if (out != NULL) *out = NULL;
     return unsupported(__func__, err);
 }
@@ -161,32 +162,20 @@ static int check_model(const nerf_cuda_trainer *t,
     return ENG_OK;
 }
 
-/* The march parameters of nerf_trainer (nerf_trainer_march_params): the box's, or with the scene
- * contraction the contracted march out to the cube of half side p->far (0: 64 inner radii). The
- * field and the occupancy grid must agree on the contraction and its inner radius. */
-static int march_params(nerf_march_params *mp,
-                        const nerf_field_params *fp,
-                        const nerf_occgrid_params *gp,
-                        const nerf_train_params *p,
-                        eng_err *err) {
-    if ((fp->contract != 0) != (gp->contract != 0) ||
-        (fp->contract && fp->inner_radius != gp->inner_radius))
+/* The trainer's march parameters must contract (or not) as the field and the grid do. */
+static int check_contract(const nerf_march_params *mp,
+                          const nerf_field_params *fp,
+                          const nerf_occgrid_params *gp,
+                          eng_err *err) {
+    if ((fp->contract != 0) != (gp->contract != 0) || (fp->contract != 0) != (mp->contract != 0) ||
+        (fp->contract &&
+         (fp->inner_radius != gp->inner_radius || fp->inner_radius != mp->inner_radius)))
         return eng_err_set(err, ENG_E_INVALID_ARG,
                            "nerf_cuda_trainer_create: the field is %s (inner radius %g) but the "
-                           "occupancy grid is %s (inner radius %g)",
+                           "occupancy grid is %s (inner radius %g) and the march %s (%g)",
                            fp->contract ? "contracted" : "not contracted", (double)fp->inner_radius,
-                           gp->contract ? "contracted" : "not contracted",
-                           (double)gp->inner_radius);
-    if (!fp->contract) {
-        nerf_march_params_init(mp, fp->grid.aabb_scale);
-        return ENG_OK;
-    }
-    const float far = p->far > 0 ? p->far : 64.0f * fp->inner_radius;
-    if (!(far > fp->inner_radius))
-        return eng_err_set(err, ENG_E_INVALID_ARG,
-                           "nerf_cuda_trainer_create: far %g must exceed the inner radius %g",
-                           (double)far, (double)fp->inner_radius);
-    nerf_march_params_init_contract(mp, fp->inner_radius, far);
+                           gp->contract ? "contracted" : "not contracted", (double)gp->inner_radius,
+                           mp->contract ? "contracted" : "not", (double)mp->inner_radius);
     return ENG_OK;
 }
 
@@ -283,11 +272,12 @@ int nerf_cuda_trainer_create(nerf_cuda_trainer **out,
                              nerf_occgrid *grid,
                              const nerf_dataset *ds,
                              const nerf_train_params *p,
+                             const nerf_march_params *mp,
                              eng_err *err) {
     int rc = ENG_OK;
     nerf_cuda_trainer *t = NULL;
     ENG_ASSERT(out != NULL && ctx != NULL && field != NULL && adam != NULL && grid != NULL &&
-               p != NULL);
+               p != NULL && mp != NULL);
     *out = NULL;
     eng_stream *cs = eng_ctx_stream(ctx, ENG_DEVICE_CUDA);
     if (eng_ctx_alloc(ctx, ENG_DEVICE_CUDA) == NULL || cs == NULL ||
@@ -317,7 +307,8 @@ int nerf_cuda_trainer_create(nerf_cuda_trainer **out,
     t->gp = *nerf_occgrid_get_params(grid);
     /* contracted, the grid's aabb_scale is 4 r, not the dataset's: take the dataset's */
     t->aabb = !fp->contract ? fp->grid.aabb_scale : ds != NULL ? nerf_dataset_aabb_scale(ds) : 0;
-    if ((rc = march_params(&t->mp, fp, &t->gp, p, err)) != ENG_OK) goto done;
+    if ((rc = check_contract(mp, fp, &t->gp, err)) != ENG_OK) goto done;
+    t->mp = *mp;
     if ((rc = eng_arena_create(&t->arena, t->dev, "nerf.cuda.step", err)) != ENG_OK) goto done;
     t->s = *cs;
     t->s.arena = t->arena;

@@ -5,7 +5,7 @@
  * to date by nerf_cuda_trainer_download (snapshots, meshes, CPU rendering).
  *
  *   nerf_cuda_trainer *g = NULL;
- *   nerf_cuda_trainer_create(&g, ctx, field, adam, grid, ds, &tp, &err);  // uploads the state
+ *   nerf_cuda_trainer_create(&g, ctx, field, adam, grid, ds, &tp, &mp, &err); // uploads it
  *   for (...) { nerf_cuda_trainer_step(g, step, &rays, &stats, &err); step++; }
  *   nerf_cuda_trainer_render(g, rgb, depth, c2w, &intr, w, h, bg, &err);  // host images
  *   nerf_cuda_trainer_download(g, field, adam, grid, &err);               // e.g. before saving
@@ -63,10 +63,9 @@ typedef struct nerf_cuda_trainer nerf_cuda_trainer; /* opaque */
 /* Uploads the CPU model (field parameters, Adam's moments, step counts and step count, the
  * occupancy grid's values and bits; all borrowed for the call and only read) and, when ds is not NULL, the
  * dataset's frames (cameras and RGBA pixels). p: the trainer's parameters (target_samples, lr,
- * occ_every, random_bg, seed, holdout are used; copied). Contracted models (nerf_field_params
- * contract = 1) march as nerf_trainer does (nerf_march_params_init_contract with the inner
- * radius and p->far, 0: 64 r); the field and the grid must agree on the contraction
- * (ENG_E_INVALID_ARG). ctx must have CUDA attached (eng_cuda_attach).
+ * occ_every, random_bg, seed, holdout are used; copied). mp: the trainer's marching
+ * (nerf_trainer_march_params; copied), contracted models included; the field, the grid and mp
+ * must agree on the contraction (ENG_E_INVALID_ARG). ctx must have CUDA attached (eng_cuda_attach).
  * On ENG_OK the caller owns *out (nerf_cuda_trainer_destroy). */
 int nerf_cuda_trainer_create(nerf_cuda_trainer **out,
                              eng_ctx *ctx,
@@ -75,6 +74,7 @@ int nerf_cuda_trainer_create(nerf_cuda_trainer **out,
                              nerf_occgrid *grid,
                              const nerf_dataset *ds,
                              const nerf_train_params *p,
+                             const nerf_march_params *mp,
                              eng_err *err);
 void nerf_cuda_trainer_destroy(nerf_cuda_trainer *t); /* NULL is a no-op */
 

@@ -1266,7 +1266,7 @@ static int test_train_math(void) {
           fabs(tg[2] - (0.2 * 0.4 + 0.3)) < 1e-6);
 #ifndef ENG_HAVE_CUDA
     nerf_cuda_trainer *t = (nerf_cuda_trainer *)&err;
-    CHECK(nerf_cuda_trainer_create(&t, NULL, NULL, NULL, NULL, NULL, NULL, &err) ==
+    CHECK(nerf_cuda_trainer_create(&t, NULL, NULL, NULL, NULL, NULL, NULL, NULL, &err) ==
           ENG_E_UNSUPPORTED);
     CHECK(t == NULL);
     CHECK_CONTAINS(err.msg, "built without CUDA");
@@ -1531,7 +1531,7 @@ static int trainer_case(int contract) {
     CHECK_OK(nerf_adam_create(&adam, eng_ctx_alloc(g.ctx, ENG_DEVICE_CPU), &ap, &err), &err);
     nerf_cuda_trainer *dev = NULL;
     CHECK_OK(nerf_cuda_trainer_create(&dev, g.ctx, mf, adam, nerf_trainer_occgrid(mirror), train,
-                                      &tp, &err),
+                                      &tp, nerf_trainer_march_params(mirror), &err),
              &err);
     int64_t rays = tp.initial_rays;
     nerf_step_stats sd = {0};
